@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # constraints/cpu.txt pins the CPU wheel of torch; a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints/cpu.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints/cpu.txt -e '.[cpu,dev]'
 	@touch $@
 
 install: $(STAMP)
@@ -27,8 +27,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-sample: install
-	$(BIN)/recsys generate --users 3000 --items 800 --out $(SAMPLE) --seed 7
+sample: $(SAMPLE)/events.parquet
+
+$(SAMPLE)/events.parquet: | $(STAMP)
+	$(BIN)/recsys generate --users 3000 --items 800 --out $(SAMPLE) --seed 7 --force
 
 run: sample
 	@echo "== serving is not built yet: evaluating the baselines on the sample shop instead =="

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from recsys_cli import evaluate as evaluate_cmd
+from recsys_cli import generate as generate_cmd
 
 app = typer.Typer(
     help="recsys: recommendations and customer segments for marketing automation.",
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("generate")(generate_cmd.generate)
 
 
 @app.callback()
