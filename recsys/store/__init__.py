@@ -1,0 +1,73 @@
+"""Durable store: events, user profiles, API keys, audit log and erasure (SQLite or PostgreSQL).
+
+Typical use::
+
+    from recsys.store import Store
+
+    store = Store.open("sqlite:///var/recsys.db")   # or postgresql://user@host/db
+    store.events.append(records)                    # committed when it returns
+    plaintext, record = store.keys.create("ingest", "shop frontend", actor="cli")
+    receipt = store.erase_user("u42", actor=record.actor)
+"""
+
+from recsys.store.audit import AuditLog, AuditRecord, record_audit, redact
+from recsys.store.db import (
+    DEFAULT_URL,
+    DatabaseUnavailableError,
+    StoreConfigError,
+    make_engine,
+    mask_url,
+    normalize_url,
+    read_session,
+    write_session,
+)
+from recsys.store.erasure import (
+    ErasureHook,
+    ErasureRegistry,
+    erase_user,
+    erasure_hooks,
+    is_erased,
+    user_hash,
+)
+from recsys.store.events import AppendResult, EventStore, check_event
+from recsys.store.keys import ApiKeyNotFound, ApiKeyRecord, ApiKeyStore, Role, roles_satisfying
+from recsys.store.migrations import MIGRATIONS, Migration, SchemaVersionError, init_schema
+from recsys.store.profiles import ProfileStore
+from recsys.store.store import Store
+from recsys.store.tables import Base
+
+__all__ = [
+    "DEFAULT_URL",
+    "MIGRATIONS",
+    "ApiKeyNotFound",
+    "ApiKeyRecord",
+    "ApiKeyStore",
+    "AppendResult",
+    "AuditLog",
+    "AuditRecord",
+    "Base",
+    "DatabaseUnavailableError",
+    "ErasureHook",
+    "ErasureRegistry",
+    "EventStore",
+    "Migration",
+    "ProfileStore",
+    "Role",
+    "SchemaVersionError",
+    "Store",
+    "StoreConfigError",
+    "check_event",
+    "erase_user",
+    "erasure_hooks",
+    "init_schema",
+    "is_erased",
+    "make_engine",
+    "mask_url",
+    "normalize_url",
+    "read_session",
+    "record_audit",
+    "redact",
+    "roles_satisfying",
+    "user_hash",
+    "write_session",
+]

@@ -1,0 +1,165 @@
+"""Erasure of one user's personal data ("right to be forgotten").
+
+Every store that keeps per-user rows registers a hook ``fn(session, user_id) -> rows_deleted``
+with :data:`erasure_hooks`, normally at import time of the module that owns the table::
+
+    from recsys.store.erasure import erasure_hooks
+
+    def _erase_members(session, user_id):
+        stmt = delete(SegmentMember).where(SegmentMember.user_id == user_id)
+        return session.execute(stmt).rowcount
+
+    erasure_hooks.register("segment_members", _erase_members)
+
+:func:`erase_user` runs every registered hook, writes the ``erasures`` receipt row and an
+audit record, all in ONE transaction: either all of the user's rows are gone or none are.
+The receipt and the audit record carry a SHA-256 hash of the user id, never the id, so
+nothing left in the database names the user. ``EventStore.export_frame`` checks those hashes,
+so training never sees an erased user again, even if old events are re-delivered later.
+
+In-memory state (session vectors, caches in the serving process) is not a database hook:
+the serving layer clears it itself after :func:`erase_user` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session
+
+from recsys.store.audit import record_audit
+from recsys.store.db import write_session
+from recsys.store.tables import AuditEntry, Erasure, Event, UserProfile, utcnow
+
+logger = logging.getLogger(__name__)
+
+ErasureHook = Callable[[Session, str], int]
+ERASE_ACTION = "user.erase"
+
+
+def user_hash(user_id: str) -> str:
+    """SHA-256 (hex) of the user id: how erased users are remembered without their id.
+
+    A plain hash is pseudonymous, not anonymous: whoever can guess an id can confirm it was
+    erased. That is the purpose here (exclude re-delivered events from training).
+    """
+    return hashlib.sha256(str(user_id).encode("utf-8")).hexdigest()
+
+
+class ErasureRegistry:
+    """Named erasure hooks, run in registration order."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[str, ErasureHook] = {}
+
+    def register(self, name: str, hook: ErasureHook, *, replace: bool = False) -> None:
+        """Add ``hook`` under ``name``; a second registration of a name needs ``replace=True``."""
+        if not callable(hook):
+            raise TypeError(f"erasure hook {name!r} is not callable")
+        if name in self._hooks and not replace and self._hooks[name] is not hook:
+            raise ValueError(f"an erasure hook named {name!r} is already registered")
+        self._hooks[name] = hook
+
+    def unregister(self, name: str) -> None:
+        """Remove the hook ``name`` (no error when absent)."""
+        self._hooks.pop(name, None)
+
+    def names(self) -> list[str]:
+        """Registered hook names, in the order they run."""
+        return list(self._hooks)
+
+    def items(self) -> list[tuple[str, ErasureHook]]:
+        """``(name, hook)`` pairs, in the order they run."""
+        return list(self._hooks.items())
+
+
+def _erase_events(session: Session, user_id: str) -> int:
+    return session.execute(delete(Event).where(Event.user_id == user_id)).rowcount
+
+
+def _erase_profile(session: Session, user_id: str) -> int:
+    return session.execute(delete(UserProfile).where(UserProfile.user_id == user_id)).rowcount
+
+
+def _pseudonymise_audit(session: Session, user_id: str) -> int:
+    # The audit trail must stay, but not name the user: targets become "user:<hash>".
+    stmt = (
+        update(AuditEntry)
+        .where(AuditEntry.target.in_([user_id, f"user:{user_id}"]))
+        .values(target=f"user:{user_hash(user_id)}")
+    )
+    return session.execute(stmt).rowcount
+
+
+erasure_hooks = ErasureRegistry()
+"""The process-wide registry :func:`erase_user` uses unless given another."""
+erasure_hooks.register("events", _erase_events)
+erasure_hooks.register("user_profiles", _erase_profile)
+erasure_hooks.register("audit_log_targets", _pseudonymise_audit)
+
+
+def erased_hashes(session: Session) -> set[str]:
+    """Hashes of every erased user."""
+    return set(session.scalars(select(Erasure.user_hash).distinct()))
+
+
+def is_erased(session: Session, user_id: str) -> bool:
+    """Whether ``user_id`` has been erased before."""
+    stmt = select(Erasure.receipt_id).where(Erasure.user_hash == user_hash(user_id)).limit(1)
+    return session.scalar(stmt) is not None
+
+
+def erase_user(
+    engine: Engine,
+    user_id: str,
+    actor: str,
+    *,
+    registry: ErasureRegistry | None = None,
+) -> dict[str, Any]:
+    """Delete every stored row of ``user_id`` and record a receipt, in one transaction.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+    user_id : str
+        The user to erase (erasing an unknown user still yields a receipt with zero counts).
+    actor : str
+        Who asked (an API key id/prefix, ``"cli"`` ...); written to the audit log.
+    registry : ErasureRegistry, optional
+        Defaults to :data:`erasure_hooks`.
+
+    Returns
+    -------
+    dict
+        ``receipt_id``, ``user_id``, ``user_hash``, ``erased_at`` (ISO-8601 UTC) and
+        ``deleted`` (rows per hook name). Committed when this returns.
+    """
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise ValueError("user_id must be a non-empty string")
+    hooks = (registry or erasure_hooks).items()
+    receipt_id, hashed, at = uuid.uuid4().hex, user_hash(user_id), utcnow()
+    deleted: dict[str, int] = {}
+    with write_session(engine) as session:
+        for name, hook in hooks:
+            deleted[name] = int(hook(session, user_id) or 0)
+        session.add(Erasure(receipt_id=receipt_id, user_hash=hashed, erased_at=at, counts=deleted))
+        record_audit(
+            session,
+            actor=actor,
+            action=ERASE_ACTION,
+            target=f"user:{hashed}",
+            details={"receipt_id": receipt_id, "deleted": deleted},
+        )
+    logger.info("erased user %s… (receipt %s): %s", hashed[:12], receipt_id, deleted)
+    return {
+        "receipt_id": receipt_id,
+        "user_id": user_id,
+        "user_hash": hashed,
+        "erased_at": at.isoformat(),
+        "deleted": deleted,
+    }
