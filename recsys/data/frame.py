@@ -7,6 +7,7 @@ pandas is first imported, so the same pandas-API code runs on the GPU; elsewhere
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -23,6 +24,8 @@ if _CHOICE not in ("auto", "pandas", "cudf"):
 def _install_cudf_accelerator() -> bool:
     if _CHOICE == "pandas":
         return False
+    if _CHOICE == "auto" and importlib.util.find_spec("cudf") is None:
+        return False  # the common CPU case, decided without importing torch
     from recsys.device import cudf_available
 
     if not cudf_available():

@@ -1,83 +1,53 @@
-"""Read events, items and users from CSV or Parquet into validated canonical frames."""
+"""Read events, items and users from CSV or Parquet into validated canonical frames.
+
+A load is all-or-nothing: the file is checked completely and either every row comes back as a
+canonical frame or a :class:`DataValidationError` names the file, the row and the column of the
+first problem. Nothing is written anywhere, so a failed load leaves no partial import behind.
+"""
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from recsys.data.errors import DataValidationError
 from recsys.data.frame import pd
+from recsys.data.readers import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    column_names,
+    line_of_row,
+    read_raw,
+)
 from recsys.data.schemas import EVENTS, ITEMS, USERS, Schema
-from recsys.data.validate import validate_frame
+from recsys.data.validate import check_required_columns, validate_frame
 
 logger = logging.getLogger(__name__)
 
-CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
-PARQUET_SUFFIXES = {".parquet", ".pq"}
+__all__ = [
+    "CSV_SUFFIXES",
+    "PARQUET_SUFFIXES",
+    "apply_column_map",
+    "load_events",
+    "load_items",
+    "load_table",
+    "load_users",
+    "read_raw",
+    "validate_file_frame",
+]
 
 
-def _decode_utf8(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        byte = data[exc.start : exc.start + 1].hex()
+def _check_column_map(names, columns: Mapping[str, str], source: str) -> None:
+    absent = [name for name in columns if name not in names]
+    if absent:
         raise DataValidationError(
-            str(path),
-            f"line {line} is not valid UTF-8 (byte 0x{byte} at offset {exc.start}); "
-            "re-encode the file as UTF-8",
-            row=max(line - 1, 1) if line > 1 else None,
-        ) from None
-
-
-def _read_csv(path: Path, delimiter: str | None) -> pd.DataFrame:
-    text = _decode_utf8(path)
-    if not text.strip():
-        raise DataValidationError(str(path), "file is empty")
-    sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    try:
-        return pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True
+            source,
+            f"column map names {', '.join(map(repr, absent))} but the file has "
+            f"{', '.join(map(repr, names))}",
+            row=0,
+            column=absent[0],
         )
-    except pd.errors.ParserError as exc:
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if match:
-            expected, line, saw = map(int, match.groups())
-            raise DataValidationError(
-                str(path),
-                f"line {line} has {saw} fields where the header has {expected} "
-                f"(delimiter {sep!r}; quote values that contain it)",
-                row=line - 1,
-            ) from None
-        raise DataValidationError(str(path), f"cannot parse CSV: {exc}") from None
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-        raise DataValidationError(str(path), f"cannot read Parquet: {exc}") from None
-
-
-def read_raw(path: str | Path, delimiter: str | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV or Parquet file without validating it (text columns stay text)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataValidationError(str(path), "file does not exist")
-    if path.is_dir():
-        raise DataValidationError(str(path), "is a directory, expected a CSV or Parquet file")
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        return _read_parquet(path)
-    if suffix in CSV_SUFFIXES:
-        return _read_csv(path, delimiter)
-    raise DataValidationError(
-        str(path), f"unsupported file type {suffix!r}; use .csv, .tsv, .parquet or .pq"
-    )
 
 
 def apply_column_map(
@@ -86,15 +56,24 @@ def apply_column_map(
     """Rename source columns to canonical names (``{"customer": "user_id", ...}``)."""
     if not columns:
         return frame
-    absent = [name for name in columns if name not in frame.columns]
-    if absent:
-        raise DataValidationError(
-            source,
-            f"column map names {', '.join(map(repr, absent))} but the file has "
-            f"{', '.join(map(repr, frame.columns))}",
-            column=absent[0],
-        )
+    _check_column_map(list(frame.columns), columns, source)
     return frame.rename(columns=dict(columns))
+
+
+def validate_file_frame(
+    raw: pd.DataFrame,
+    schema: Schema,
+    path: str | Path,
+    delimiter: str | None = None,
+    header: bool = True,
+) -> pd.DataFrame:
+    """:func:`validate_frame` for rows read from ``path``; errors also name the file's line."""
+    try:
+        return validate_frame(raw, schema, str(path))
+    except DataValidationError as error:
+        if not error.row:
+            raise
+        raise error.at_line(line_of_row(path, error.row, delimiter, header)) from None
 
 
 def load_table(
@@ -103,12 +82,36 @@ def load_table(
     columns: Mapping[str, str] | None = None,
     delimiter: str | None = None,
 ) -> pd.DataFrame:
-    """Read and validate one file against ``schema``; all rows or none."""
-    raw = read_raw(path, delimiter)
-    raw = apply_column_map(raw, columns, str(path))
+    """Read and validate one file against ``schema``; all rows or none.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv``/``.tsv``/``.txt`` or ``.parquet``/``.pq``.
+    schema : Schema
+        ``EVENTS``, ``ITEMS`` or ``USERS``.
+    columns : mapping, optional
+        ``{"source_name": "canonical_name"}`` for files that name their columns differently.
+    delimiter : str, optional
+        CSV field separator (default ``,``; tab for ``.tsv``).
+
+    Raises
+    ------
+    DataValidationError
+        Naming the file, the row and the column of the first problem.
+    """
+    source = str(path)
+    columns = dict(columns or {})
+    names = column_names(path, delimiter)
+    _check_column_map(names, columns, source)
+    canonical = [columns.get(name, name) for name in names]
+    check_required_columns(canonical, schema, source)  # fail before reading a large file
+    wanted = {name for name, canon in zip(names, canonical, strict=True) if canon in schema.names}
+    raw = read_raw(path, delimiter, usecols=wanted).rename(columns=columns)
     if raw.empty:
-        raise DataValidationError(str(path), "file has a header but no rows")
-    frame = validate_frame(raw, schema, str(path))
+        kind = "has a header but no rows" if Path(path).suffix.lower() in CSV_SUFFIXES else ""
+        raise DataValidationError(source, f"file {kind or 'has no rows'}")
+    frame = validate_file_frame(raw, schema, path, delimiter)
     logger.info("loaded %d %s from %s", len(frame), schema.name, path)
     return frame
 

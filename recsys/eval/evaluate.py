@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recsys.data.frame import pd
-from recsys.data.interactions import Interactions, sorted_vocabulary
+from recsys.data.interactions import Interactions, encode_ids, sorted_vocabulary
 from recsys.eval.metrics import recall_ndcg_at_k
 from recsys.eval.protocol import TemporalSplit
 
@@ -24,8 +24,8 @@ def encode_split(split: TemporalSplit) -> tuple[Interactions, pd.DataFrame]:
     items = sorted_vocabulary(split.train["item_id"])
     train = Interactions.from_frame(split.train, user_ids=users, item_ids=items)
     test = split.test.assign(
-        u=pd.Index(users).get_indexer(split.test["user_id"]),
-        i=pd.Index(items).get_indexer(split.test["item_id"]),
+        u=encode_ids(split.test["user_id"], users),
+        i=encode_ids(split.test["item_id"], items),
     )
     return train, test[test["i"] >= 0]
 
