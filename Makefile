@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAMPLE := data/sample
+ADMIN_KEY_FILE := var/admin.key
+TRAINED := var/.trained-sample
 
-.PHONY: install test lint run sample clean
+.PHONY: install test lint run sample train clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "recsys needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -32,9 +34,17 @@ sample: $(SAMPLE)/events.parquet
 $(SAMPLE)/events.parquet: | $(STAMP)
 	$(BIN)/recsys generate --users 3000 --items 800 --out $(SAMPLE) --seed 7 --force
 
-run: sample
-	@echo "== serving is not built yet: evaluating the baselines on the sample shop instead =="
-	$(BIN)/recsys evaluate --interactions $(SAMPLE)/events.parquet --models pop,itemknn,ease --k 10,20
+# Train and register once per sample/config change; `make train` forces a new run.
+$(TRAINED): $(SAMPLE)/events.parquet configs/train.yaml | $(STAMP)
+	$(BIN)/recsys train --config configs/train.yaml
+	@mkdir -p var && touch $@
+
+train: sample
+	$(BIN)/recsys train --config configs/train.yaml
+	@mkdir -p var && touch $(TRAINED)
+
+run: $(TRAINED)
+	$(BIN)/recsys serve --admin-key-file $(ADMIN_KEY_FILE)
 
 clean:
 	rm -rf $(VENV) var $(SAMPLE) .pytest_cache .ruff_cache

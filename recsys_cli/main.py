@@ -13,6 +13,9 @@ import typer
 
 from recsys_cli import evaluate as evaluate_cmd
 from recsys_cli import generate as generate_cmd
+from recsys_cli import train as train_cmd
+from serving.cli_keys import app as keys_app
+from serving.cli_serve import serve as serve_cmd
 
 app = typer.Typer(
     help="recsys: recommendations and customer segments for marketing automation.",
@@ -22,6 +25,9 @@ app = typer.Typer(
 )
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("generate")(generate_cmd.generate)
+app.command("train")(train_cmd.train)
+app.command("serve")(serve_cmd)
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

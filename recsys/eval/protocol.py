@@ -76,6 +76,14 @@ def temporal_split(events: pd.DataFrame, test_fraction: float = TEST_FRACTION) -
     return TemporalSplit(_summarise_train_events(events, train), test)
 
 
+def interaction_pairs(events: pd.DataFrame) -> pd.DataFrame:
+    """Every (user, item) pair once, summarised like ``TemporalSplit.train`` but over all events:
+    what a model is fitted on when nothing is held out (the final fit of a training job)."""
+    if events.empty:
+        raise DataValidationError("<interactions>", "no interactions")
+    return _summarise_train_events(events, first_occurrences(events))
+
+
 def _summarise_train_events(events: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
     """Strongest event type and event count per train pair, up to the user's training cut-off."""
     if "event_type" not in events or train.empty:

@@ -1,0 +1,54 @@
+"""`recsys train --config FILE`: the batch training job (see training/job.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+
+def train(
+    config: Path = typer.Option(..., "--config", help="Training YAML, e.g. configs/train.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Train the default model, evaluate it with baselines under the fixed protocol, log to MLflow,
+    register a version (alias challenger) and promote it to champion only if it is better."""
+    from recsys.registry import RegistryUnavailableError
+    from training.config import ConfigError, load_config
+    from training.job import run_training
+
+    logging.getLogger("recsys").setLevel(logging.INFO)
+    logging.getLogger("training").setLevel(logging.INFO)
+    try:
+        parsed = load_config(config)
+        outcome = run_training(parsed, progress=not no_progress and not as_json)
+    except (ConfigError, RegistryUnavailableError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({
+            "run_id": outcome.run_id, "version": outcome.version, "promoted": outcome.promoted,
+            "metric": outcome.metric, "value": outcome.value,
+            "champion_version": outcome.champion_version,
+            "champion_value": outcome.champion_value, "metrics": outcome.metrics,
+            "params": outcome.params,
+        }))  # fmt: skip
+        return
+    rows = [("default", outcome.metrics)] + [(b["model"], b) for b in outcome.baselines]
+    ks = sorted({key.split("@")[1] for key in outcome.metrics if key.startswith("ndcg@")})
+    header = "  ".join(f"recall@{k:<3} ndcg@{k:<3}" for k in ks)
+    typer.echo(f"{'model':<12}{header}")
+    retrieval = {k.removeprefix("retrieval."): v for k, v in outcome.metrics.items()
+                 if k.startswith("retrieval.")}  # fmt: skip
+    rows.insert(1, ("retrieval", retrieval))
+    nan = float("nan")
+    for name, values in rows:
+        cells = "  ".join(
+            f"{values.get(f'recall@{k}', nan):<10.4f}{values.get(f'ndcg@{k}', nan):<9.4f}"
+            for k in ks
+        )
+        typer.echo(f"{name:<12}{cells}")
+    typer.echo(outcome.summary())

@@ -1,0 +1,95 @@
+"""The FastAPI application factory (a fresh app per call: Ray Serve cannot deploy one app twice)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException  # also what FastAPI and Starlette raise
+
+from recsys import __version__
+from recsys.data.errors import DataValidationError
+from recsys.store import Store
+from serving.deps import AppState
+from serving.limits import BodySizeLimit
+from serving.metrics import MetricsMiddleware, ServiceMetrics
+from serving.model_client import ModelClient
+from serving.routes import admin, events, health, recommendations, users
+from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Real-time recommendations and event ingestion for marketing automation.
+
+Every `/v1` route needs an API key: `Authorization: Bearer <key>`. Roles: **read** (and
+**marketer**) for recommendations, **ingest** for events, **admin** for everything including
+erasure and model reloads. `/healthz`, `/readyz` and `/metrics` are open.
+"""
+
+
+def _problem(status: int, detail) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> list[dict]:
+    out = []
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        problem = error.get("msg", "invalid value")
+        if error.get("type") == "json_invalid":  # loc is ("body", character position)
+            reason = (error.get("ctx") or {}).get("error", "")
+            problem = f"invalid JSON at character {loc[-1]}: {reason}".rstrip(": ")
+            loc = loc[:1]
+        out.append({"field": ".".join(str(part) for part in loc), "problem": problem})
+    return out
+
+
+def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
+    """Assemble routes, dependencies, metrics and error handlers around a store and a model."""
+    app = FastAPI(
+        title="recsys",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "recommendations", "description": "Personalised, similar items, cross-sell."},
+            {"name": "events", "description": "Event ingestion (committed before the answer)."},
+            {"name": "users", "description": "Erasure of a customer's data."},
+            {"name": "admin", "description": "Model version and hot reload."},
+            {"name": "health", "description": "Open probes."},
+        ],
+    )
+    metrics = ServiceMetrics()
+    app.state.recsys = AppState(settings=settings, store=store, model=model, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return _problem(422, _describe_validation(exc))
+
+    @app.exception_handler(DataValidationError)
+    async def _bad_data(request: Request, exc: DataValidationError):
+        return _problem(422, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        detail = exc.detail
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's body decoding
+            detail = f"the request body cannot be decoded: {exc.__cause__}"
+        return JSONResponse(
+            {"detail": detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _problem(500, "internal error; the server log has the details")
+
+    for module in (recommendations, events, users, admin, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,140 @@
+"""`recsys serve`: start the online API on Ray Serve and keep it running until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def _examples(base: str, key_hint: str, user: str, item: str) -> str:
+    return f"""
+recsys is serving on {base}  (OpenAPI docs: {base}/docs)
+
+  export KEY={key_hint}
+  curl {base}/healthz
+  curl -H "Authorization: Bearer $KEY" "{base}/v1/users/{user}/recommendations?k=5"
+  curl -H "Authorization: Bearer $KEY" "{base}/v1/items/{item}/similar?k=5"
+  curl -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -d '{{"items": ["{item}"], "k": 5}}' {base}/v1/recommendations/cross-sell
+  curl -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -d '{{"events": [{{"user_id": "{user}", "item_id": "{item}",
+                          "event_type": "add_to_cart"}}]}}' {base}/v1/events
+  curl -H "Authorization: Bearer $KEY" {base}/v1/admin/model
+
+Press Ctrl-C to stop.
+"""
+
+
+def _admin_key_from_file(path: str) -> str:
+    """Read the admin key from ``path``; create the file with a fresh random key when absent."""
+    import secrets
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.exists():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("rk_" + secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+        os.chmod(file, 0o600)
+    key = file.read_text(encoding="utf-8").strip()
+    if len(key) < 16:
+        raise typer.BadParameter(f"{path} holds no usable key", param_hint="--admin-key-file")
+    return key
+
+
+def _check_model(settings) -> None:
+    """Fail before starting Ray when there is no model to serve."""
+    from pathlib import Path
+
+    from recsys.registry import Registry, RegistryUnavailableError
+
+    if Path(settings.model_uri).is_dir():
+        return
+    try:
+        Registry(settings.mlflow_tracking_uri).resolve(settings.model_uri)
+    except (RegistryUnavailableError, Exception) as exc:  # MLflow raises varied types
+        raise typer.BadParameter(
+            f"no model at {settings.model_uri} (tracking {settings.mlflow_tracking_uri}): {exc}. "
+            "Train and register one first: recsys train --config configs/train.yaml",
+            param_hint="--model-uri",
+        ) from None
+
+
+def serve(
+    host: str = typer.Option(
+        None, "--host", help="Bind address (default RECSYS_HOST or 127.0.0.1)."
+    ),
+    port: int = typer.Option(None, "--port", help="Port (default RECSYS_PORT or 8000)."),
+    model_uri: str = typer.Option(
+        None, "--model-uri", help="Default RECSYS_MODEL_URI or models:/recsys@champion."
+    ),
+    key_file: str = typer.Option(
+        None,
+        "--admin-key-file",
+        help="Read the first admin key from this file (created with a random key if absent) "
+        "instead of RECSYS_ADMIN_KEY.",
+    ),
+) -> None:
+    """Serve recommendations and event ingestion on Ray Serve (FastAPI ingress + model)."""
+    from serving.settings import Settings, resolved
+
+    overrides = {
+        name: value
+        for name, value in {"host": host, "port": port, "model_uri": model_uri}.items()
+        if value is not None
+    }
+    if key_file:
+        overrides["admin_key"] = _admin_key_from_file(key_file)
+    settings = resolved(Settings(**overrides))
+    _check_model(settings)
+
+    from recsys.store import Store
+
+    store = Store.open(settings.database_url)
+    try:
+        given = settings.admin_key.get_secret_value() if settings.admin_key else None
+        generated = store.keys.bootstrap(given)
+    finally:
+        store.close()
+    if generated:
+        typer.echo(f"First start: generated admin API key (shown once): {generated}", err=True)
+    admin = generated or (settings.admin_key.get_secret_value() if settings.admin_key else None)
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import ray
+    from ray import serve as ray_serve
+
+    from serving.deployments import build_app
+
+    ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+    ray_serve.start(http_options={"host": settings.host, "port": settings.port})
+    ray_serve.run(build_app(settings), name="recsys", route_prefix="/")
+    base = f"http://{settings.host}:{settings.port}"
+    user, item = "USER_ID", "ITEM_ID"
+    if admin:
+        import httpx
+
+        local = base.replace("0.0.0.0", "127.0.0.1")
+        headers = {"Authorization": f"Bearer {admin}"}
+        info = httpx.get(f"{local}/v1/admin/model", headers=headers, timeout=30).json()
+        user = info.get("example_user_id") or user
+        item = info.get("example_item_id") or item
+    hint = f"$(cat {key_file})" if key_file else (generated or "<an API key>")
+    typer.echo(_examples(base, hint, user, item))
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    typer.echo("shutting down", err=True)
+    ray_serve.shutdown()
+    ray.shutdown()

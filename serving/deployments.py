@@ -1,0 +1,115 @@
+"""Ray Serve deployments: thin wrappers over ModelServer and the FastAPI app.
+
+- ``ModelDeployment`` holds the engine (model + FAISS/torch index) and batches personalised
+  requests dynamically (one ANN search per batch); it takes a GPU when the machine has one.
+- ``ApiIngress`` is the FastAPI ingress: auth, validation, the store, metrics; it reaches the
+  model through a deployment handle.
+
+``build_app(settings)`` is the typed application builder used by ``recsys serve`` and by
+``configs/serve.yaml`` (``import_path: serving.deployments:build_app``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import LoggingConfig
+
+from recsys.device import cuda_available
+from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+QUIET_LOGS = LoggingConfig(enable_access_log=False, log_level="WARNING")
+
+
+def _erased_hashes(database_url: str):
+    """A callable listing erased users' hashes (read from the store at each model load)."""
+
+    def read() -> set[str]:
+        from recsys.store import make_engine, read_session
+        from recsys.store.erasure import erased_hashes
+
+        engine = make_engine(database_url)
+        try:
+            with read_session(engine) as session:
+                return erased_hashes(session)
+        finally:
+            engine.dispose()
+
+    return read
+
+
+@serve.deployment(name="model", max_ongoing_requests=64, logging_config=QUIET_LOGS)
+class ModelDeployment:
+    """The engine in a replica; requests for personalised answers are batched."""
+
+    def __init__(self, settings: dict) -> None:
+        from serving.model_server import ModelServer
+
+        self.settings = Settings(**settings)
+        self.server = ModelServer(self.settings, _erased_hashes(self.settings.database_url))
+        self._batch.set_max_batch_size(self.settings.batch_max_size)
+        self._batch.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _batch(self, requests: list[dict]) -> list[dict]:
+        return self.server.recommend_many(requests)
+
+    async def recommend(self, user_id: str, k: int, events: list, filters: dict) -> dict:
+        request = {"user_id": user_id, "k": k, "events": events, "filters": filters}
+        return await self._batch(request)
+
+    def similar(self, item_id: str, k: int, filters: dict) -> dict:
+        return self.server.similar(item_id, k, filters)
+
+    def cross_sell(self, items, k, user_id, events, filters) -> dict:
+        return self.server.cross_sell(items, k, user_id, events, filters)
+
+    def info(self) -> dict:
+        return self.server.info()
+
+    def reload(self) -> dict:
+        return self.server.reload()
+
+    def forget_user(self, user_id: str) -> int:
+        return self.server.forget_user(user_id)
+
+
+@serve.deployment(name="api", max_ongoing_requests=128, logging_config=QUIET_LOGS)
+@serve.ingress()
+class ApiIngress:
+    """FastAPI ingress built at replica start (a fresh app per replica)."""
+
+    def __init__(self, model: DeploymentHandle, settings: dict) -> None:
+        from recsys.store import Store
+        from serving.app import create_app
+        from serving.model_client import RayModelClient
+
+        self.settings = Settings(**settings)
+        self.store = Store.open(self.settings.database_url)
+        self._fastapi = create_app(self.settings, self.store, RayModelClient(model))
+
+    def __serve_build_asgi_app__(self):
+        return self._fastapi
+
+
+def build_app(settings: Settings) -> Application:
+    """Assemble the application; the model deployment takes a GPU when torch sees one."""
+    values = settings.model_dump(mode="json")
+    values["admin_key"] = None  # keys never travel in deployment arguments
+    gpu = cuda_available() and settings.device != "cpu"
+    model = ModelDeployment.options(
+        num_replicas=settings.model_replicas,
+        ray_actor_options={
+            "num_cpus": settings.replica_num_cpus,
+            "num_gpus": 1 if gpu else 0,
+        },
+    ).bind(values)
+    return ApiIngress.options(
+        num_replicas=settings.ingress_replicas,
+        ray_actor_options={"num_cpus": settings.replica_num_cpus},
+    ).bind(model, values)

@@ -1,0 +1,96 @@
+"""FastAPI dependencies: the app's parts and API-key authentication with roles."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from recsys.store import ApiKeyRecord, Role, Store
+from serving.metrics import ServiceMetrics
+from serving.model_client import ModelClient
+from serving.settings import Settings
+
+KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
+# Declares the bearer scheme in the OpenAPI spec (the "Authorize" button at /docs); the header is
+# parsed by _bearer below so that a missing key gets our own 401 message.
+BEARER = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+@dataclass
+class AppState:
+    """What the routes share; one per app instance (tests build their own)."""
+
+    settings: Settings
+    store: Store
+    model: ModelClient
+    metrics: ServiceMetrics
+    _keys: dict[str, tuple[float, ApiKeyRecord]] = field(default_factory=dict)
+
+    def authenticate(self, plaintext: str) -> ApiKeyRecord | None:
+        """Key lookup with a short cache so every request does not cost a database read."""
+        now = time.monotonic()
+        cached = self._keys.get(plaintext)
+        if cached and now - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        record = self.store.keys.authenticate(plaintext)
+        if record is None:
+            self._keys.pop(plaintext, None)
+        else:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[plaintext] = (now, record)
+        return record
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.recsys
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def require(*roles: Role):
+    """Dependency factory: the caller's key must satisfy one of ``roles`` (admin always does)."""
+    needed = " or ".join(r.value for r in roles)
+
+    def check(
+        request: Request,
+        state: StateDep,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> ApiKeyRecord:
+        record = state.authenticate(_bearer(request))
+        if record is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "unknown or revoked API key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not record.role.satisfies(*roles):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this route needs a key with role {needed}; this key has role {record.role.value}",
+            )
+        return record
+
+    return Depends(check)
+
+
+ReadKey = Annotated[ApiKeyRecord, require(Role.READ, Role.MARKETER)]
+IngestKey = Annotated[ApiKeyRecord, require(Role.INGEST)]
+AdminKey = Annotated[ApiKeyRecord, require(Role.ADMIN)]

@@ -1,0 +1,94 @@
+"""Prometheus metrics of the API process (served open at /metrics)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """One registry per app instance, so tests and several apps in a process never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "recsys_request_seconds",
+            "Request latency by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.responses = Counter(
+            "recsys_responses_total",
+            "Responses by route template and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "recsys_errors_total",
+            "Unhandled errors (5xx) by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.events_ingested = Counter(
+            "recsys_events_ingested_total", "Events committed to the store.", registry=self.registry
+        )
+        self.events_rejected = Counter(
+            "recsys_events_rejected_total", "Events rejected by validation.", registry=self.registry
+        )
+        self.events_duplicate = Counter(
+            "recsys_events_duplicate_total",
+            "Events skipped as re-deliveries (same event_id).",
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "recsys_model_info",
+            "The model version being served (value 1).",
+            ["version", "kind"],
+            registry=self.registry,
+        )
+
+    def set_model(self, version: str, kind: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version=version, kind=kind).set(1)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware(BaseHTTPMiddleware):
+    """Times every request under its route template (``/v1/users/{user_id}/...``), not its path."""
+
+    def __init__(self, app, metrics: ServiceMetrics) -> None:
+        super().__init__(app)
+        self.metrics = metrics
+
+    async def dispatch(self, request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.latency.labels(template, request.method).observe(
+                time.perf_counter() - started
+            )
+            self.metrics.responses.labels(template, request.method, str(status)).inc()
+            if status >= 500:
+                self.metrics.errors.labels(template).inc()

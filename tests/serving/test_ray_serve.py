@@ -1,0 +1,125 @@
+"""One real Ray Serve run: start, query, ingest and see the next answer change, hot reload to a
+new champion under traffic without a failed request, erase, shut down."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from recsys.registry import CHAMPION, Registry
+from recsys.store import Store
+from serving.settings import Settings, resolved
+from tests.utils.factories import make_bundle
+from tests.utils.http import auth
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _register(registry: Registry, bundle_dir) -> str:
+    with registry.run(run_name="test"):
+        info = registry.log_bundle(bundle_dir)
+    version = str(info.registered_model_version)
+    registry.set_alias(CHAMPION, version)
+    return version
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, shop_dir):
+    ray = pytest.importorskip("ray")
+    from ray import serve
+
+    from serving.deployments import build_app
+
+    root = tmp_path_factory.mktemp("served")
+    tracking = f"sqlite:///{root / 'mlflow.db'}"
+    registry = Registry(tracking, artifact_root=str(root / "artifacts"))
+    first = _register(registry, make_bundle(shop_dir, root / "b1" / "bundle"))
+    port = _free_port()
+    settings = resolved(
+        Settings(
+            database_url=f"sqlite:///{root / 'recsys.db'}",
+            mlflow_tracking_uri=tracking,
+            var_dir=str(root / "var"),
+            port=port,
+            device="cpu",
+            replica_num_cpus=0.25,
+        )
+    )
+    store = Store.open(settings.database_url)
+    key, _ = store.keys.create("admin", "integration test")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(settings), name="recsys", route_prefix="/")
+    try:
+        yield {
+            "base": f"http://127.0.0.1:{port}", "key": key, "registry": registry,
+            "first": first, "root": root, "store": store,
+        }  # fmt: skip
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        store.close()
+
+
+def test_query_ingest_reload_erase(served, shop_dir):
+    base, headers = served["base"], auth(served["key"])
+    client = httpx.Client(base_url=base, headers=headers, timeout=30)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["model_version"] == served["first"]
+
+    info = client.get("/v1/admin/model").json()
+    user = "u0003"
+    before = client.get(f"/v1/users/{user}/recommendations?k=10").json()
+    assert before["model_version"] == served["first"] and len(before["items"]) == 10
+    last = before["items"][-1]["item_id"]
+    events = [{"user_id": user, "item_id": last, "event_type": "add_to_cart"}] * 3
+    assert client.post("/v1/events", json={"events": events}).json()["accepted"] == 3
+    after = client.get(f"/v1/users/{user}/recommendations?k=10").json()
+    assert [r["item_id"] for r in after["items"]] != [r["item_id"] for r in before["items"]]
+
+    second = _register(served["registry"], make_bundle(shop_dir, served["root"] / "b2" / "bundle",
+                                                       dim=8))  # fmt: skip
+    failures, answered, stop = [], [], threading.Event()
+
+    def traffic():
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as hammer:
+            while not stop.is_set():
+                response = hammer.get(f"/v1/users/{user}/recommendations?k=5")
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+                else:
+                    answered.append(response.json()["model_version"])
+
+    threads = [threading.Thread(target=traffic) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    reload = client.post("/v1/admin/reload").json()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert reload == {"previous_version": served["first"], "version": second, "changed": True}
+    assert not failures, failures
+    assert served["first"] in answered and second in answered
+    assert client.get("/v1/admin/model").json()["version"] == second
+    assert info["version"] == served["first"]
+
+    receipt = client.delete(f"/v1/users/{user}").json()
+    assert receipt["deleted"]["events"] == 3 and receipt["deleted"]["in_memory"] >= 1
+    erased = client.get(f"/v1/users/{user}/recommendations?k=5").json()
+    assert erased["strategy"] == "popular"
+    metrics = httpx.get(f"{base}/metrics").text
+    assert "recsys_events_ingested_total 3.0" in metrics

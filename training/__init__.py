@@ -1,0 +1,1 @@
+"""Batch jobs: train, evaluate, log to MLflow, register and gate promotion."""

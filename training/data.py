@@ -1,0 +1,67 @@
+"""Training data: the configured files, minus every user erased from the store."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+from recsys.data.adapters import Dataset, load_dataset
+from recsys.data.frame import pd
+from recsys.data.loaders import load_items, load_users
+from training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+def erased_user_hashes(database_url: str | None) -> set[str]:
+    """Hashes of erased users in the store at ``database_url`` (empty when there is no store)."""
+    if not database_url:
+        return set()
+    from recsys.store import make_engine, read_session
+    from recsys.store.erasure import erased_hashes
+    from recsys.store.migrations import init_schema
+
+    engine = make_engine(database_url)
+    try:
+        init_schema(engine)
+        with read_session(engine) as session:
+            return erased_hashes(session)
+    finally:
+        engine.dispose()
+
+
+def _drop_erased(frame: pd.DataFrame | None, hashes: set[str]) -> pd.DataFrame | None:
+    if frame is None or not hashes or "user_id" not in frame:
+        return frame
+    users = frame["user_id"].astype(str).unique()
+    gone = {u for u in users if hashlib.sha256(u.encode("utf-8")).hexdigest() in hashes}
+    if not gone:
+        return frame
+    logger.info("excluding %d erased user(s) from training", len(gone))
+    return frame[~frame["user_id"].isin(gone)].reset_index(drop=True)
+
+
+def load_training_data(config: TrainConfig) -> Dataset:
+    """Events (and optional item/user tables) of ``config.data``, erased users removed.
+
+    The store consulted for erasures is ``data.database_url``, else ``RECSYS_DATABASE_URL``, else
+    the default ``sqlite:///var/recsys.db`` when that file exists.
+    """
+    data = config.data
+    dataset = load_dataset(
+        data.interactions, columns=data.columns or None, delimiter=data.delimiter
+    )
+    if data.items is not None:
+        dataset.items = load_items(data.items)
+    if data.users is not None:
+        dataset.users = load_users(data.users)
+    url = data.database_url or os.environ.get("RECSYS_DATABASE_URL")
+    if url is None and os.path.exists("var/recsys.db"):
+        url = "sqlite:///var/recsys.db"
+    hashes = erased_user_hashes(url)
+    dataset.events = _drop_erased(dataset.events, hashes)
+    dataset.users = _drop_erased(dataset.users, hashes)
+    if dataset.events.empty:
+        raise ValueError(f"{data.interactions}: no interactions left to train on")
+    return dataset
