@@ -19,6 +19,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow  # noqa: E402
 import mlflow.pyfunc  # noqa: E402
+import pandas as pd  # noqa: E402  (annotations MLflow inspects at logging time)
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
@@ -73,7 +74,8 @@ def _check_reachable(uri: str) -> None:
 
 
 class BundlePyfunc(mlflow.pyfunc.PythonModel):
-    """pyfunc face of a bundle: ``predict`` takes user_id rows and returns their top items."""
+    """pyfunc face of a bundle: ``predict`` takes rows of ``user_id`` (and optionally ``k``,
+    default 10) and returns their top items as (user_id, rank, item_id, score) rows."""
 
     def load_context(self, context) -> None:
         from recsys.bundle import load_bundle
@@ -81,17 +83,14 @@ class BundlePyfunc(mlflow.pyfunc.PythonModel):
 
         self.engine = RecommendationEngine(load_bundle(context.artifacts[BUNDLE_ARTIFACT]))
 
-    def predict(self, context, model_input, params=None):
-        from recsys.data.frame import pd
-
-        k = int((params or {}).get("k", 10))
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        default_k = int((params or {}).get("k", 10))
+        ks = model_input["k"] if "k" in model_input else [default_k] * len(model_input)
         rows = []
-        for user_id in model_input["user_id"].astype(str):
-            answer = self.engine.recommend(user_id, k=k)
+        for user_id, k in zip(model_input["user_id"].astype(str), ks, strict=True):
+            answer = self.engine.recommend(user_id, k=int(k))
             for rank, item in enumerate(answer.items, start=1):
-                rows.append(
-                    {"user_id": user_id, "rank": rank, "item_id": item.item_id, "score": item.score}
-                )
+                rows.append((user_id, rank, item["item_id"], item["score"]))
         return pd.DataFrame(rows, columns=["user_id", "rank", "item_id", "score"])
 
 
@@ -242,6 +241,11 @@ class Registry:
             if manifest.exists():
                 return manifest.parent
         raise RegistryUnavailableError(f"{model_uri} holds no recsys bundle")
+
+    @staticmethod
+    def load_pyfunc(model_uri: str):
+        """The registered model as an MLflow pyfunc (``predict(DataFrame[user_id])``)."""
+        return mlflow.pyfunc.load_model(model_uri)
 
     def resolve(self, model_uri: str) -> dict:
         """Version number and run id behind a ``models:/name@alias`` or ``models:/name/N`` URI."""

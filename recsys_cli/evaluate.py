@@ -7,7 +7,11 @@ from pathlib import Path
 
 import typer
 
-MODEL_HELP = "Comma-separated models: pop, itemknn, ease."
+MODEL_HELP = (
+    "Comma-separated models: pop, itemknn, ease (baselines), covisit, twotower, retrieval (the "
+    "default model's embedding path alone) and default (the served default model)."
+)
+CONFIG_HELP = "Training config whose `model` section configures default/retrieval."
 
 
 def _parse_ks(text: str) -> list[int]:
@@ -20,14 +24,29 @@ def _parse_ks(text: str) -> list[int]:
     return ks
 
 
-def _make_model(name: str, device: str):
-    from recsys.models import BASELINES
+def _default_model_kwargs(config: Path | None) -> tuple[dict, int]:
+    """The `model` section and seed of the training configuration (defaults when absent)."""
+    if config is None:
+        candidate = Path("configs/train.yaml")
+        if not candidate.exists():
+            return {}, 42
+        config = candidate
+    from training.config import load_config
 
-    if name not in BASELINES:
+    parsed = load_config(config)
+    return dict(parsed.model), parsed.seed
+
+
+def _make_model(name: str, device: str, model_kwargs: dict, seed: int):
+    from recsys.models import MODELS
+
+    if name not in MODELS:
         raise typer.BadParameter(
-            f"unknown model {name!r}; choose from {', '.join(BASELINES)}", param_hint="--models"
+            f"unknown model {name!r}; choose from {', '.join(MODELS)}", param_hint="--models"
         )
-    return BASELINES[name](device=device)
+    if name in ("default", "retrieval"):
+        return MODELS[name](**model_kwargs, device=device, seed=seed)
+    return MODELS[name](device=device)
 
 
 def evaluate(
@@ -39,6 +58,7 @@ def evaluate(
     models: str = typer.Option("pop,itemknn,ease", "--models", help=MODEL_HELP),
     k: str = typer.Option("10,20", "--k", help="Comma-separated cut-offs."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per model on stdout."),
 ) -> None:
     """Evaluate models under the fixed temporal protocol (last 20% per user held out)."""
@@ -47,7 +67,8 @@ def evaluate(
 
     ks = _parse_ks(k)
     names = [name.strip() for name in models.split(",") if name.strip()]
-    instances = [_make_model(name, device) for name in names]  # fail fast on a bad name
+    model_kwargs, seed = _default_model_kwargs(config)
+    instances = [_make_model(n, device, model_kwargs, seed) for n in names]  # fail fast
     dataset = load_dataset(interactions)
     split = temporal_split(dataset.events)
     for model in instances:

@@ -139,7 +139,7 @@ def _champion_value(registry, config, split, dataset, fingerprint, progress):
     metric = config.evaluation.metric
     tags = champion.tags or {}
     if tags.get("data_fingerprint") == fingerprint and _tag(metric) in tags:
-        return champion.version, float(tags[_tag(metric)])
+        return str(champion.version), float(tags[_tag(metric)])
     logger.info(
         "champion v%s was trained on other data: refitting its configuration on this "
         "split to compare on the same holdout",
@@ -156,7 +156,7 @@ def _champion_value(registry, config, split, dataset, fingerprint, progress):
     result = evaluate_model(
         model, split, ks=config.evaluation.k, items=dataset.items, users=dataset.users
     )
-    return champion.version, float(result[metric])
+    return str(champion.version), float(result[metric])
 
 
 def _bundle(model: HybridModel, dataset, config, metrics, params, fingerprint) -> ServingBundle:
