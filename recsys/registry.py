@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
 import mlflow.pyfunc  # noqa: E402

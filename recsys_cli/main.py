@@ -47,7 +47,7 @@ def main() -> None:
     from recsys.data.errors import DataValidationError
 
     logging.basicConfig(
-        level=os.environ.get("RECSYS_LOG_LEVEL", "INFO").upper(),
+        level=os.environ.get("RECSYS_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

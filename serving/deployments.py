@@ -9,8 +9,6 @@
 ``configs/serve.yaml`` (``import_path: serving.deployments:build_app``).
 """
 
-from __future__ import annotations
-
 import logging
 
 from ray import serve
@@ -19,7 +17,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import LoggingConfig
 
 from recsys.device import cuda_available
-from serving.settings import Settings
+from serving.settings import Settings, resolved
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +89,22 @@ class ApiIngress:
 
         self.settings = Settings(**settings)
         self.store = Store.open(self.settings.database_url)
+        if self.settings.admin_key:  # e.g. `serve run configs/serve.yaml` with RECSYS_ADMIN_KEY
+            self.store.keys.ensure_admin(self.settings.admin_key.get_secret_value())
         self._fastapi = create_app(self.settings, self.store, RayModelClient(model))
 
     def __serve_build_asgi_app__(self):
         return self._fastapi
 
 
-def build_app(settings: Settings) -> Application:
-    """Assemble the application; the model deployment takes a GPU when torch sees one."""
-    values = settings.model_dump(mode="json")
-    values["admin_key"] = None  # keys never travel in deployment arguments
+def build_app(args: Settings) -> Application:
+    """Assemble the application; the model deployment takes a GPU when torch sees one.
+
+    ``args`` are validated by Ray from a config file's ``args`` (RECSYS_* variables fill the
+    fields not given there) or passed as Settings by ``recsys serve``.
+    """
+    settings = resolved(Settings(**args.model_dump(exclude_unset=True)))
+    values = settings.model_dump(mode="json", exclude={"admin_key"})  # keys never travel
     gpu = cuda_available() and settings.device != "cpu"
     model = ModelDeployment.options(
         num_replicas=settings.model_replicas,
