@@ -8,7 +8,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+try:  # the bare GPU benchmark machines may lack tqdm (benchmarks/gpu_check.py imports this)
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+
+    def tqdm(iterable, **_):
+        return iterable
+
 
 from recsys.data.frame import pd
 from recsys.data.interactions import Interactions, encode_ids, sorted_vocabulary

@@ -1,5 +1,8 @@
 """Exact maximum inner product search in torch: one tensor on the device, matmul + top-k.
 
+Selection is ``recsys.index.topk.exact_topk`` in item chunks of bounded size: block-maximum top-k
+on CUDA (much faster than ``torch.topk`` over wide score rows), ``torch.topk`` on the CPU.
+
 This is the GPU path that needs no FAISS GPU build: whenever torch sees CUDA the vectors live on the
 GPU (fp16 storage on request), on the CPU they are fp32. The catalogue is a compacted tensor with
 amortised growth; removal moves the last rows into the holes, so add/update/remove never rebuild.
@@ -17,6 +20,7 @@ import torch
 from recsys.device import resolve_device
 from recsys.index.base import ExcludeSlots, VectorIndex
 from recsys.index.checks import Id
+from recsys.index.topk import exact_topk
 
 logger = logging.getLogger(__name__)
 
@@ -133,32 +137,15 @@ class TorchIndex(VectorIndex):
 
     # -------------------------------------------------------------------------------- search
     def _search(self, queries: np.ndarray, k: int, exclude: ExcludeSlots):
-        b = len(queries)
         q = self._to_device(queries)
-        rows, cols = _exclusion_pairs(exclude, b)
-        rows_t = torch.from_numpy(rows).to(self._device) if rows is not None else None
+        rows, cols = _exclusion_pairs(exclude, len(queries))
         cols_t = torch.from_numpy(cols).to(self._device)
-        chunk = max(1, self._max_score_elements // b)
-        best_scores = best_slots = None
+        rows_t = torch.from_numpy(rows).to(self._device) if rows is not None else None
         with torch.inference_mode():
-            for start in range(0, self._n, chunk):
-                stop = min(start + chunk, self._n)
-                scores = (q @ self._vectors[start:stop].T).float()
-                if len(cols_t):
-                    inside = (cols_t >= start) & (cols_t < stop)
-                    if rows_t is None:
-                        scores[:, cols_t[inside] - start] = float("-inf")
-                    else:
-                        scores[rows_t[inside], cols_t[inside] - start] = float("-inf")
-                top_scores, top_slots = torch.topk(scores, min(k, stop - start), dim=1)
-                top_slots += start
-                if best_scores is None:
-                    best_scores, best_slots = top_scores, top_slots
-                else:  # merge this chunk's top-k into the running top-k
-                    merged = torch.cat([best_scores, top_scores], dim=1)
-                    order = torch.topk(merged, min(k, merged.shape[1]), dim=1).indices
-                    best_scores = merged.gather(1, order)
-                    best_slots = torch.cat([best_slots, top_slots], dim=1).gather(1, order)
+            best_scores, best_slots = exact_topk(
+                q, self._vectors[: self._n], k, exclude=(rows_t, cols_t),
+                max_score_elements=self._max_score_elements,
+            )  # fmt: skip
         scores = best_scores.cpu().numpy()
         slots = best_slots.cpu().numpy()
         slots[np.isneginf(scores)] = -1  # excluded items that only filled up a short row
