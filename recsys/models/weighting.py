@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from recsys.data.frame import pd
 from recsys.data.interactions import Interactions, SparseRows
 from recsys.data.schemas import EVENT_TYPES
 
@@ -113,13 +114,10 @@ class EventWeighting:
     def type_weights(self, event_types) -> np.ndarray:
         """Weight of each event's type (float64); unknown types raise ``ValueError``."""
         types = np.asarray(event_types, dtype=object)
-        names = np.asarray(list(self.event_weights), dtype=object)
+        names = list(self.event_weights)
         values = np.asarray(list(self.event_weights.values()), dtype=np.float64)
-        order = np.argsort(names)
-        names, values = names[order], values[order]
-        pos = np.searchsorted(names, types)
-        pos = np.clip(pos, 0, len(names) - 1)
-        bad = names[pos] != types
+        pos = pd.Index(names).get_indexer(types)  # hashing: fast on 50M object entries
+        bad = pos < 0
         if bad.any():
             raise ValueError(
                 f"event_type {types[np.flatnonzero(bad)[0]]!r} is not a canonical event type "
