@@ -74,6 +74,20 @@ def _check_reachable(uri: str) -> None:
         raise RegistryUnavailableError(f"MLflow URI {uri} is unusable: {exc}") from None
 
 
+def _default_artifact_root(uri: str) -> str | None:
+    """Artifacts of a local SQLite store live beside the database file (``var/mlartifacts`` for
+    the default ``sqlite:///var/mlflow.db``); a server decides for itself."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        db_path = uri.split("sqlite:///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            return str(Path(db_path).parent / "mlartifacts")
+        return DEFAULT_ARTIFACT_ROOT
+    if parsed.scheme in ("", "file"):
+        return None  # a file store keeps artifacts in its own tree
+    return None
+
+
 class BundlePyfunc(mlflow.pyfunc.PythonModel):
     """pyfunc face of a bundle: ``predict`` takes rows of ``user_id`` (and optionally ``k``,
     default 10) and returns their top items as (user_id, rank, item_id, score) rows."""
@@ -101,7 +115,8 @@ class Registry:
     Parameters
     ----------
     tracking_uri : str, optional
-        Any MLflow URI; default ``sqlite:///var/mlflow.db``, artifacts under ``var/mlartifacts``.
+        Any MLflow URI; default ``RECSYS_MLFLOW_TRACKING_URI``, else ``sqlite:///var/mlflow.db``
+        (artifacts beside the database file: ``var/mlartifacts``).
     check : bool
         Verify the URI is reachable now (so a training job fails before it trains).
     """
@@ -114,7 +129,9 @@ class Registry:
         artifact_root: str | None = None,
         check: bool = True,
     ) -> None:
-        self.tracking_uri = tracking_uri or DEFAULT_TRACKING_URI
+        self.tracking_uri = (
+            tracking_uri or os.environ.get("RECSYS_MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        )
         self.experiment = experiment
         self.model_name = model_name
         if check:
@@ -122,8 +139,7 @@ class Registry:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        local = urlparse(self.tracking_uri).scheme in ("sqlite", "", "file")
-        root = artifact_root or (DEFAULT_ARTIFACT_ROOT if local else None)
+        root = artifact_root or _default_artifact_root(self.tracking_uri)
         self.artifact_root = Path(root).resolve().as_uri() if root else None
 
     def experiment_id(self) -> str:
