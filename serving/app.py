@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -30,8 +31,15 @@ erasure and model reloads. `/healthz`, `/readyz` and `/metrics` are open.
 """
 
 
-def _problem(status: int, detail) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
+class _AsciiJSON(JSONResponse):
+    """Error bodies echo client input; ASCII JSON cannot fail on text UTF-8 cannot encode."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+def _problem(status: int, detail, headers=None) -> JSONResponse:
+    return _AsciiJSON({"detail": detail}, status_code=status, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> list[dict]:
@@ -79,11 +87,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         detail = exc.detail
         if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's body decoding
             detail = f"the request body cannot be decoded: {exc.__cause__}"
-        return JSONResponse(
-            {"detail": detail},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return _problem(exc.status_code, detail, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

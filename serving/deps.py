@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from recsys.store import ApiKeyRecord, Role, Store
 from serving.metrics import ServiceMetrics
@@ -30,12 +31,19 @@ class AppState:
     metrics: ServiceMetrics
     _keys: dict[str, tuple[float, ApiKeyRecord]] = field(default_factory=dict)
 
+    def cached_key(self, plaintext: str) -> ApiKeyRecord | None:
+        """The key's record when it was looked up less than KEY_CACHE_SECONDS ago."""
+        cached = self._keys.get(plaintext)
+        if cached and time.monotonic() - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        return None
+
     def authenticate(self, plaintext: str) -> ApiKeyRecord | None:
         """Key lookup with a short cache so every request does not cost a database read."""
+        cached = self.cached_key(plaintext)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        cached = self._keys.get(plaintext)
-        if cached and now - cached[0] < KEY_CACHE_SECONDS:
-            return cached[1]
         record = self.store.keys.authenticate(plaintext)
         if record is None:
             self._keys.pop(plaintext, None)
@@ -46,7 +54,7 @@ class AppState:
         return record
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:  # async: no threadpool hop
     return request.app.state.recsys
 
 
@@ -69,12 +77,15 @@ def require(*roles: Role):
     """Dependency factory: the caller's key must satisfy one of ``roles`` (admin always does)."""
     needed = " or ".join(r.value for r in roles)
 
-    def check(
+    async def check(
         request: Request,
         state: StateDep,
         _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> ApiKeyRecord:
-        record = state.authenticate(_bearer(request))
+        # On the event loop when the key is cached (nearly always); the database read of a
+        # cache miss goes to a worker thread.
+        token = _bearer(request)
+        record = state.cached_key(token) or await run_in_threadpool(state.authenticate, token)
         if record is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,

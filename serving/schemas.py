@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-NO_NUL = r"^[^\x00]*$"
+ID_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank, no NUL
 
 
 def clean_text(value: str) -> str:
@@ -22,16 +22,23 @@ def clean_text(value: str) -> str:
     return value
 
 
+def clean_id(value: str) -> str:
+    """An id: text as in :func:`clean_text` that is not blank (stored ids never are)."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return clean_text(value)
+
+
 Text = Annotated[str, AfterValidator(clean_text)]
 Id = Annotated[
     str,
-    Field(min_length=1, max_length=255, json_schema_extra={"pattern": NO_NUL}),
-    AfterValidator(clean_text),
+    Field(min_length=1, max_length=255, json_schema_extra={"pattern": ID_PATTERN}),
+    AfterValidator(clean_id),
 ]
 IdPath = Annotated[
     str,
-    Path(min_length=1, max_length=255, json_schema_extra={"pattern": NO_NUL}),
-    AfterValidator(clean_text),
+    Path(min_length=1, max_length=255, json_schema_extra={"pattern": ID_PATTERN}),
+    AfterValidator(clean_id),
 ]
 
 

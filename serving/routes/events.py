@@ -24,13 +24,24 @@ def _with_defaults(events: list[dict], now: str) -> list[dict]:
 
 
 def _text_problem(record: dict) -> tuple[str, str] | None:
-    """Lone surrogates (JSON ``\\ud800`` escapes) in a text field would fail the whole batch."""
+    """Lone surrogates (JSON ``\\ud800`` escapes) anywhere in an event, keys and nested values
+    included, would fail the whole batch at insert; find them up front (iteratively: no depth
+    limit)."""
     for name, value in record.items():
-        if isinstance(value, str):
-            try:
-                clean_text(value.replace("\x00", ""))  # NUL gets its own message from the store
-            except ValueError as exc:
-                return str(name), f"{name} {exc}"
+        stack = [name, value]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, dict):
+                stack.extend(current.keys())
+                stack.extend(current.values())
+            elif isinstance(current, list):
+                stack.extend(current)
+            elif isinstance(current, str):
+                try:
+                    clean_text(current.replace("\x00", ""))  # the store names NUL itself
+                except ValueError as exc:
+                    name = str(name).encode("utf-8", "backslashreplace").decode("utf-8")
+                    return name, f"{name} {exc}"
     return None
 
 

@@ -20,6 +20,10 @@ from serving.schemas import (
 router = APIRouter(prefix="/v1", tags=["recommendations"], responses=V1_ERRORS)
 
 K = Annotated[int, Query(ge=1, le=200, description="How many items to return.")]
+# Category filters are plain arrays defaulting to [] (no filter), not "list | None": in a query
+# string a nullable array cannot be told from a string, which confuses OpenAPI tooling.
+ONLY = "Only these categories (repeatable)."
+NEVER = "Never these categories (repeatable)."
 
 
 def _filters(**values) -> dict:
@@ -52,8 +56,8 @@ async def recommendations(
     exclude_purchased: bool = Query(True, description="Drop items the customer bought."),
     exclude_seen: bool = Query(False, description="Drop every item the customer interacted with."),
     in_stock: bool = Query(True, description="Only items in stock."),
-    category: Annotated[list[str] | None, Query(description="Only these categories.")] = None,
-    exclude_category: Annotated[list[str] | None, Query(description="Never these.")] = None,
+    category: list[str] = Query([], description=ONLY),
+    exclude_category: list[str] = Query([], description=NEVER),
     min_price: float | None = Query(None, ge=0),
     max_price: float | None = Query(None, ge=0),
     suppress_recent: bool = Query(False, description="Drop items recommended recently."),
@@ -63,8 +67,8 @@ async def recommendations(
     popular items. Filters never let a filtered item through; popular in-filter items backfill."""
     filters = _filters(
         exclude_purchased=exclude_purchased, exclude_seen=exclude_seen, in_stock=in_stock,
-        categories=category, exclude_categories=exclude_category, min_price=min_price,
-        max_price=max_price, suppress_recent=suppress_recent,
+        categories=category or None, exclude_categories=exclude_category or None,
+        min_price=min_price, max_price=max_price, suppress_recent=suppress_recent,
     )  # fmt: skip
     events = await _recent_events(state, user_id)
     answer = await state.model.recommend(user_id, k, events, filters)
@@ -83,15 +87,15 @@ async def similar_items(
     key: ReadKey,
     k: K = 10,
     in_stock: bool = Query(True),
-    category: Annotated[list[str] | None, Query()] = None,
-    exclude_category: Annotated[list[str] | None, Query()] = None,
+    category: list[str] = Query([], description=ONLY),
+    exclude_category: list[str] = Query([], description=NEVER),
     min_price: float | None = Query(None, ge=0),
     max_price: float | None = Query(None, ge=0),
 ) -> RecommendationsOut:
     """Items bought with or like this one (co-purchase, embedding similarity, popularity)."""
     filters = _filters(
-        exclude_purchased=False, in_stock=in_stock, categories=category,
-        exclude_categories=exclude_category, min_price=min_price, max_price=max_price,
+        exclude_purchased=False, in_stock=in_stock, categories=category or None,
+        exclude_categories=exclude_category or None, min_price=min_price, max_price=max_price,
     )  # fmt: skip
     answer = await state.model.similar(item_id, k, filters)
     return RecommendationsOut(item_id=item_id, **answer)
