@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from recsys.ingest import EventIngestor
 from recsys.store import ApiKeyRecord, Role, Store
 from serving.metrics import ServiceMetrics
 from serving.model_client import ModelClient
@@ -29,7 +30,11 @@ class AppState:
     store: Store
     model: ModelClient
     metrics: ServiceMetrics
+    ingestor: EventIngestor = field(init=False)
     _keys: dict[str, tuple[float, ApiKeyRecord]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ingestor = EventIngestor(self.store)
 
     def cached_key(self, plaintext: str) -> ApiKeyRecord | None:
         """The key's record when it was looked up less than KEY_CACHE_SECONDS ago."""

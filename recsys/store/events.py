@@ -39,10 +39,12 @@ MAX_QUANTITY = 2**63 - 1  # the BIGINT column's range
 
 @dataclass(frozen=True)
 class AppendResult:
-    """What one ``append`` did: ``inserted`` new events, ``duplicates`` skipped by event_id."""
+    """What one ``append`` did: ``inserted`` new events, ``duplicates`` skipped by event_id;
+    ``rows`` are the newly stored events (what subscribers of the event path are told about)."""
 
     inserted: int
     duplicates: int
+    rows: tuple = ()
 
 
 def _none_if_blank(value: Any) -> Any:
@@ -232,7 +234,7 @@ class EventStore:
                 fresh = rows
             add_event_aggregates(session, fresh)
         logger.debug("appended %d events (%d duplicates)", len(fresh), duplicates)
-        return AppendResult(len(fresh), duplicates)
+        return AppendResult(len(fresh), duplicates, tuple(fresh))
 
     def recent(self, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest ``limit`` events of ``user_id``, newest first."""
