@@ -12,8 +12,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
 from starlette.responses import Response
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -69,26 +67,35 @@ class ServiceMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class MetricsMiddleware(BaseHTTPMiddleware):
-    """Times every request under its route template (``/v1/users/{user_id}/...``), not its path."""
+class MetricsMiddleware:
+    """Times every request under its route template (``/v1/users/{user_id}/...``), not its path.
+
+    Plain ASGI (no BaseHTTPMiddleware): it adds no task or stream hop to the request.
+    """
 
     def __init__(self, app, metrics: ServiceMetrics) -> None:
-        super().__init__(app)
+        self.app = app
         self.metrics = metrics
 
-    async def dispatch(self, request: Request, call_next):
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
+
+        async def send_and_record(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_and_record)
         finally:
-            route = request.scope.get("route")
+            route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.latency.labels(template, request.method).observe(
-                time.perf_counter() - started
-            )
-            self.metrics.responses.labels(template, request.method, str(status)).inc()
+            method = scope.get("method", "")
+            self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+            self.metrics.responses.labels(template, method, str(status)).inc()
             if status >= 500:
                 self.metrics.errors.labels(template).inc()

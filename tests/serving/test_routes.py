@@ -197,3 +197,12 @@ def test_admin_model_and_reload(client, keys, store):
     reloaded = client.post("/v1/admin/reload", headers=auth(keys["admin"])).json()
     assert reloaded["version"] == info["version"] and reloaded["changed"] is False
     assert store.audit.list(action="model.reload")
+
+
+def test_metrics_label_requests_by_route_template(client, keys, server):
+    user, _ = a_user_and_items(server)
+    client.get(f"/v1/users/{user}/recommendations?k=3", headers=auth(keys["read"]))
+    client.get("/v1/users/x/recommendations", headers={})
+    text_ = client.get("/metrics").text
+    assert 'route="/v1/users/{user_id}/recommendations"' in text_
+    assert 'status="401"' in text_ and user not in text_
