@@ -7,7 +7,10 @@
 - ``score_states`` (full catalogue) and ``score_candidates`` (the same scores on given items):
   ``sum_c weight_c * component_c / scale_c`` over the two-tower score, recency-weighted EASE,
   next-item co-visitation from recent items and a popularity prior;
-- ``similar_items`` / ``cross_sell``: co-purchase statistics + embedding similarity + popularity;
+- ``similar_items`` / ``cross_sell``: co-purchase statistics + embedding similarity + popularity
+  (optionally a recency-weighted popularity: config ``cross_sell_prior.half_life_days``, computed
+  from the stored histories, since what sold lately predicts the next basket better than what
+  sold over the whole training period);
 - ``to_arrays`` / ``from_arrays``: numpy arrays and a JSON-ready dict (no pickled classes).
 """
 
@@ -128,6 +131,7 @@ class BlendScorer:
             self.weights["ease"] = 0.0
         self.scales = {c: float(config["scales"].get(c, 1.0)) for c in COMPONENTS}
         self.cross_weights = dict(config["cross_sell_weights"])
+        self.cross_prior = self._cross_prior(config.get("cross_sell_prior") or {})
         self._user_matrices: tuple[SparseRows, SparseRows] | None = None
 
     @property
@@ -141,6 +145,34 @@ class BlendScorer:
     @property
     def dim(self) -> int:
         return self.item_vectors.shape[1]
+
+    def _cross_prior(self, settings: dict) -> torch.Tensor:
+        """The cross-sell popularity prior in [0, 1]: ``prior``, or with ``half_life_days`` the
+        stored events' type weights (one per user, item and time) decayed by age from the latest
+        stored event, log-scaled."""
+        unknown = set(settings) - {"half_life_days"}
+        if unknown:
+            raise ValueError(f"cross_sell_prior: unknown setting(s) {sorted(unknown)}")
+        half_life = settings.get("half_life_days")
+        if half_life is None:
+            return self.prior
+        if not np.isfinite(half_life) or half_life <= 0:
+            raise ValueError(f"cross_sell_prior.half_life_days must be positive, got {half_life}")
+        times = self.history.data
+        if len(times) == 0:
+            return self.prior
+        users = np.repeat(np.arange(self.n_users), self.history.row_lengths())
+        items = self.history.indices
+        weights = self.history_weighting.type_weights(self.history_types)
+        order = np.lexsort((-weights, times, items, users))  # repeats: keep the strongest type
+        first = np.ones(len(order), dtype=bool)
+        key = (users[order], items[order], times[order])
+        first[1:] = np.any([k[1:] != k[:-1] for k in key], axis=0)
+        keep = order[first]  # one count per (user, item, time), e.g. per basket
+        decay = np.power(0.5, (times.max() - times[keep]) / 86_400.0 / half_life)
+        counts = np.bincount(items[keep], weights=weights[keep] * decay, minlength=self.n_items)
+        counts = torch.as_tensor(counts, dtype=torch.float32, device=self.device)
+        return torch.log1p(counts) / torch.log1p(counts.max()).clamp_min(1e-12)
 
     # ------------------------------------------------------------------ histories
     def user_state(self, user: int) -> UserState:
@@ -287,7 +319,7 @@ class BlendScorer:
         return {
             "covisit": neighbour_scores(self.cross_index, self.cross_values, baskets),
             "embedding": centre @ self.unit_items.T,
-            "pop": self.prior[None, :].expand(len(baskets), -1),
+            "pop": self.cross_prior[None, :].expand(len(baskets), -1),
         }
 
     def cross_sell_scores(self, basket) -> torch.Tensor:

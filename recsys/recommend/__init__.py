@@ -6,13 +6,19 @@ from recsys.recommend.engine import (
     RecommendRequest,
     UnknownItemError,
 )
-from recsys.recommend.filters import Catalogue, Filters
+from recsys.recommend.evaluation import ServedModel
+from recsys.recommend.filters import Catalogue, Eligible, Filters
+from recsys.recommend.scoring import PreparedState, RequestScorer
 
 __all__ = [
     "Answer",
     "Catalogue",
+    "Eligible",
     "Filters",
+    "PreparedState",
     "RecommendRequest",
     "RecommendationEngine",
+    "RequestScorer",
+    "ServedModel",
     "UnknownItemError",
 ]

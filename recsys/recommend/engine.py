@@ -2,17 +2,18 @@
 
 Personalised answers blend the user's trained vector with a session vector of their most recent
 events (those stored with the model plus those ingested since), so an event just ingested changes
-the very next answer. Candidates come from ANN search over the item vectors, co-visitation
-neighbours of the recent items and the most popular items; the model scores them; business filters
-drop what may not be shown; popular in-filter items backfill so that k items come back whenever k
-eligible items exist.
+the very next answer. Candidates are every eligible item when at most ``exact_scoring_limit``
+items pass the filters (small catalogues, restrictive filters: exact, and cheap); otherwise ANN
+search over the item vectors, the co-visitation neighbours of the recent items and the most
+popular items. The model scores the candidates on the request's sparse history
+(``recsys.recommend.scoring``); business filters drop what may not be shown; popular in-filter
+items backfill so that k items come back whenever k eligible items exist.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,13 +23,17 @@ from recsys.bundle import ServingBundle
 from recsys.data.frame import pd
 from recsys.index import make_index
 from recsys.models.blend import BlendScorer, UserState
-from recsys.recommend.filters import Catalogue, Filters
+from recsys.recommend.filters import Catalogue, Eligible, Filters
+from recsys.recommend.ranking import first_eligible, top_k
+from recsys.recommend.scoring import PreparedState, RequestScorer
+from recsys.recommend.state import lookup, merge_events
 from recsys.recommend.suppression import RecentRecommendations
 
 logger = logging.getLogger(__name__)
 
 PURCHASE = "purchase"
-EXACT_SCORING_LIMIT = 20_000  # restrictive filters: score every allowed item when this few
+EXACT_SCORING_LIMIT = 20_000  # score every eligible item exactly when at most this many
+RECENT_ITEMS = 5  # co-visitation neighbours of this many latest items join the candidates
 
 
 class UnknownItemError(KeyError):
@@ -68,31 +73,10 @@ class _Plan:
     user_id: str
     k: int
     state: UserState
-    allowed: np.ndarray
+    eligible: Eligible
+    prepared: PreparedState | None = None  # None: nothing known, popular answer
     candidates: np.ndarray | None = None
-    query: np.ndarray | None = None
-
-
-def _as_events(events) -> tuple[list, list, list]:
-    """(item ids, unix seconds, event types) of stored events (dicts or a frame)."""
-    if events is None:
-        return [], [], []
-    if isinstance(events, pd.DataFrame):
-        events = events.to_dict("records")
-    items, times, types = [], [], []
-    for event in events:
-        item = event.get("item_id")
-        if item is None or item == "":
-            continue
-        ts = event.get("timestamp")
-        if hasattr(ts, "timestamp"):
-            ts = ts.timestamp()
-        elif isinstance(ts, str):
-            ts = pd.Timestamp(ts).timestamp()
-        items.append(str(item))
-        times.append(float(ts) if ts is not None else time.time())
-        types.append(str(event.get("event_type") or "interaction"))
-    return items, times, types
+    query: np.ndarray | None = None  # set when ANN search should add candidates
 
 
 class RecommendationEngine:
@@ -110,8 +94,12 @@ class RecommendationEngine:
         Where the model's tensors live (``auto``: CUDA when present).
     candidates : int
         ANN candidates per request (before filtering).
+    popular_candidates : int
+        Most popular items added to every request's candidates.
     suppress_seconds : float
         Window of the ``suppress_recent`` filter.
+    exact_scoring_limit : int
+        Score every eligible item (no ANN) when at most this many pass a request's filters.
     """
 
     def __init__(
@@ -123,20 +111,28 @@ class RecommendationEngine:
         candidates: int = 200,
         popular_candidates: int = 100,
         suppress_seconds: float = 3600.0,
+        exact_scoring_limit: int = EXACT_SCORING_LIMIT,
     ) -> None:
+        if int(candidates) <= 0 or int(popular_candidates) < 0 or int(exact_scoring_limit) < 0:
+            raise ValueError(
+                "candidates must be positive, popular_candidates and exact_scoring_limit "
+                f"non-negative; got {candidates}, {popular_candidates}, {exact_scoring_limit}"
+            )
         self.bundle = bundle
         self.model_version = str(model_version)
         self.scorer = BlendScorer.from_arrays(bundle.arrays, bundle.config, device=device)
+        self.requests = RequestScorer(self.scorer)
         self.item_ids = np.asarray(bundle.item_ids, dtype=object).astype(str)
         self.user_ids = np.asarray(bundle.user_ids, dtype=object).astype(str)
         self._items = pd.Index(self.item_ids)
         self._users = pd.Index(self.user_ids)
-        self.catalogue = Catalogue(self.item_ids, bundle.items)
         self.n_candidates = int(candidates)
+        self.exact_scoring_limit = int(exact_scoring_limit)
         popularity = self.scorer.popularity.detach().cpu().numpy()
         self.popular_order = np.argsort(-popularity, kind="stable")
         self.popular_candidates = self.popular_order[: int(popular_candidates)]
-        vectors = self.scorer.item_vectors.detach().cpu().numpy().astype(np.float32)
+        self.catalogue = Catalogue(self.item_ids, bundle.items, order=self.popular_order)
+        vectors = self.requests.item_vectors.astype(np.float32, copy=False)
         self.index = make_index(index_kind, dim=vectors.shape[1], device=device)
         self.index.build(np.arange(len(vectors), dtype=np.int64), vectors)
         self.recently = RecentRecommendations(suppress_seconds)
@@ -149,42 +145,27 @@ class RecommendationEngine:
 
     # ------------------------------------------------------------------ state
     def item_index(self, item_id: str) -> int:
-        position = self._items.get_indexer([str(item_id)])[0]
+        position = lookup(self._items, [str(item_id)])[0]
         if position < 0:
             raise UnknownItemError(f"unknown item {item_id!r}")
         return int(position)
 
     def user_index(self, user_id: str) -> int | None:
+        user_id = str(user_id)
         if user_id in self._forgotten:
             return None
-        position = self._users.get_indexer([str(user_id)])[0]
+        position = lookup(self._users, [user_id])[0]
         return None if position < 0 else int(position)
 
     def user_state(self, user_id: str | None, events=None, now: float | None = None) -> UserState:
         """The model's history of the user (if known) followed by the given recent events."""
         user = None if user_id is None else self.user_index(user_id)
-        items, times, types = [], [], []
-        if user is not None:
-            stored = self.scorer.user_state(user)
-            items = list(np.asarray(stored.items, dtype=np.int64))
-            times = list(np.asarray(stored.timestamps, dtype=np.float64))
-            types = list(stored.event_types)
-        ids, live_times, live_types = _as_events(events)
-        positions = self._items.get_indexer(ids) if ids else np.array([], dtype=np.int64)
-        seen = set(zip(items, times, types, strict=True))
-        for position, ts, kind in zip(positions, live_times, live_types, strict=True):
-            if position >= 0 and (int(position), ts, kind) not in seen:
-                items.append(int(position))
-                times.append(ts)
-                types.append(kind)
-        order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
-        return UserState(
-            user=user,
-            items=np.asarray(items, dtype=np.int64)[order],
-            timestamps=np.asarray(times, dtype=np.float64)[order],
-            event_types=list(np.asarray(types, dtype=object)[order]),
-            now=now,
-        )
+        stored = None if user is None else self.scorer.user_state(user)
+        return merge_events(stored, events, self._items, now)
+
+    def search_width(self, k: int) -> int:
+        """How many ANN candidates a request for ``k`` items asks the index for."""
+        return min(max(self.n_candidates, 4 * int(k)), len(self.item_ids))
 
     # ------------------------------------------------------------------ answers
     def recommend(
@@ -200,54 +181,64 @@ class RecommendationEngine:
 
     def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[Answer]:
         """Answer several requests with one batched ANN search (dynamic request batching)."""
+        return [self._finish(plan) for plan in self._plans(requests)]
+
+    def candidate_scores(
+        self, requests: Sequence[RecommendRequest]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(eligible candidates, model scores) per request, before ranking and backfill.
+
+        Requests with nothing known about the user get the most popular eligible items, scored
+        by the popularity prior. This is what ``recommend_many`` ranks (for evaluation).
+        """
+        out = []
+        for plan in self._plans(requests):
+            if plan.prepared is None:
+                chosen, _ = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
+                out.append((chosen, self.requests.prior[chosen].astype(np.float32)))
+            else:
+                out.append((plan.candidates, self.requests.score(plan.prepared, plan.candidates)))
+        return out
+
+    def _plans(self, requests: Sequence[RecommendRequest]) -> list[_Plan]:
         plans = [self._plan(request) for request in requests]
         searching = [plan for plan in plans if plan.query is not None]
         if searching:
-            want = max(min(max(self.n_candidates, 4 * p.k), len(self.item_ids)) for p in searching)
+            want = max(self.search_width(plan.k) for plan in searching)
             queries = np.stack([plan.query for plan in searching]).astype(np.float32)
             _, found = self.index.search(queries, want)
             for plan, row in zip(searching, found, strict=True):
-                ann = np.asarray([i for i in row if i is not None], dtype=np.int64)
+                ann = row[np.not_equal(row, None)].astype(np.int64)
                 pool = np.unique(np.concatenate([plan.candidates, ann]))
-                plan.candidates = pool[plan.allowed[pool]]
-        return [self._finish(plan) for plan in plans]
+                plan.candidates = pool[plan.eligible(pool)]
+        return plans
 
     def _plan(self, request: RecommendRequest) -> _Plan:
         k = self._check_k(request.k)
         filters = request.filters or Filters()
         state = self.user_state(request.user_id, request.events, request.now)
-        allowed = self.catalogue.allowed(filters)
-        allowed[self._excluded(request.user_id, state, filters)] = False
-        plan = _Plan(request.user_id, k, state, allowed)
+        excluded = self._excluded(request.user_id, state, filters)
+        plan = _Plan(request.user_id, k, state, Eligible(self.catalogue.mask(filters), excluded))
         if state.user is None and len(state.items) == 0:
             return plan  # nothing known: popular in-filter items
-        n_allowed = int(allowed.sum())
-        if n_allowed <= EXACT_SCORING_LIMIT and n_allowed < 0.1 * len(allowed):
-            plan.candidates = np.flatnonzero(allowed)  # restrictive filters: score all eligible
+        plan.prepared = self.requests.prepare(state)
+        if plan.eligible.count <= self.exact_scoring_limit:
+            plan.candidates = plan.eligible.indices()  # few eligible items: score them all
             return plan
-        recent = np.asarray(state.items[-5:], dtype=np.int64)
-        neighbours = (
-            self.scorer.next_index[recent].reshape(-1).cpu().numpy()
-            if len(recent)
-            else np.array([], dtype=np.int64)
-        )
-        pool = np.unique(np.concatenate([neighbours, self.popular_candidates]))
-        pool = pool[pool >= 0]  # neighbour lists are padded with -1
-        plan.candidates = pool[allowed[pool]]
-        plan.query = self.scorer.query_vector(state)
+        recent = np.asarray(state.items[-RECENT_ITEMS:], dtype=np.int64)
+        neighbours = self.requests.next_index[recent].reshape(-1)
+        pool = np.concatenate([neighbours[neighbours >= 0], self.popular_candidates])
+        plan.candidates = pool.astype(np.int64, copy=False)  # filtered after the ANN search
+        plan.query = plan.prepared.query
         return plan
 
     def _finish(self, plan: _Plan) -> Answer:
-        if plan.candidates is None:
-            chosen, scores = self._backfill(np.array([], dtype=np.int64), plan.allowed, plan.k)
+        if plan.prepared is None:
+            chosen, scores = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
             strategy = "popular"
         else:
-            scores = (
-                self.scorer.score_candidates(plan.state, plan.candidates)
-                if len(plan.candidates)
-                else np.array([], dtype=np.float32)
-            )
-            chosen, scores = self._rank(plan.candidates, np.asarray(scores), plan.allowed, plan.k)
+            scores = self.requests.score(plan.prepared, plan.candidates)
+            chosen, scores = self._rank(plan.candidates, scores, plan.eligible, plan.k)
             strategy = "personalised" if plan.state.user is not None else "session"
         self.recently.record(plan.user_id, chosen)
         return self._answer(chosen, scores, strategy, user_id=plan.user_id)
@@ -257,10 +248,9 @@ class RecommendationEngine:
         k = self._check_k(k)
         item = self.item_index(item_id)
         filters = filters or Filters(exclude_purchased=False)
-        allowed = self.catalogue.allowed(filters)
-        allowed[item] = False
-        scores = self.scorer.cross_sell_scores([item]).detach().cpu().numpy()
-        chosen, values = self._rank(np.arange(len(scores)), scores, allowed, k)
+        eligible = Eligible(self.catalogue.mask(filters), np.array([item]))
+        scores = self.requests.cross_sell([item])
+        chosen, values = self._rank_catalogue(scores, eligible, k)
         return self._answer(chosen, values, "similar", item_id=item_id)
 
     def cross_sell(
@@ -273,21 +263,23 @@ class RecommendationEngine:
     ) -> Answer:
         """What goes with ``basket``; basket items (and the user's purchases) never come back."""
         k = self._check_k(k)
-        if not basket:
+        if isinstance(basket, str) or not isinstance(basket, Sequence | np.ndarray):
+            raise ValueError(f"basket must be a list of item ids, got {basket!r}")
+        if len(basket) == 0:
             raise ValueError("cross-sell needs at least one basket item")
-        positions = self._items.get_indexer([str(i) for i in basket])
+        positions = lookup(self._items, [str(i) for i in basket])
         known = np.unique(positions[positions >= 0])
         unknown = [str(i) for i, p in zip(basket, positions, strict=True) if p < 0]
         if len(known) == 0:
             raise UnknownItemError(f"none of the basket items is known: {', '.join(unknown)}")
         filters = filters or Filters()
-        allowed = self.catalogue.allowed(filters)
-        allowed[known] = False
+        excluded = [known]
         if user_id is not None:
             state = self.user_state(user_id, events)
-            allowed[self._excluded(user_id, state, filters)] = False
-        scores = self.scorer.cross_sell_scores(known).detach().cpu().numpy()
-        chosen, values = self._rank(np.arange(len(scores)), scores, allowed, k)
+            excluded.append(self._excluded(user_id, state, filters))
+        eligible = Eligible(self.catalogue.mask(filters), np.concatenate(excluded))
+        scores = self.requests.cross_sell(known)
+        chosen, values = self._rank_catalogue(scores, eligible, k)
         if user_id is not None:
             self.recently.record(user_id, chosen)
         answer = self._answer(chosen, values, "cross-sell", user_id=user_id)
@@ -297,12 +289,13 @@ class RecommendationEngine:
     def forget_user(self, user_id: str) -> int:
         """Drop the user's trained vector, stored history and suppression memory; returns how
         many in-memory records were removed."""
+        user_id = str(user_id)
         removed = self.recently.forget(user_id)
-        position = self._users.get_indexer([str(user_id)])[0]
+        position = lookup(self._users, [user_id])[0]
         with self._lock:
             if position >= 0 and user_id not in self._forgotten:
                 self._forgotten.add(user_id)
-                removed += 1 + self.scorer.forget_user(int(position))
+                removed += 1 + self.requests.forget_user(int(position))
         return removed
 
     def example_user(self) -> str | None:
@@ -337,29 +330,33 @@ class RecommendationEngine:
             types = np.asarray(state.event_types, dtype=object)
             out.append(items[types == PURCHASE])
         if filters.suppress_recent and user_id is not None:
-            out.append(np.asarray(self.recently.recent(user_id), dtype=np.int64))
-        return np.unique(np.concatenate(out)) if out else np.array([], dtype=np.int64)
+            out.append(np.asarray(self.recently.recent(str(user_id)), dtype=np.int64))
+        return np.concatenate(out) if out else np.array([], dtype=np.int64)  # Eligible dedupes
 
-    def _rank(self, candidates, scores, allowed, k) -> tuple[np.ndarray, np.ndarray]:
-        candidates = np.asarray(candidates, dtype=np.int64)
-        keep = allowed[candidates] & np.isfinite(scores)
-        candidates, scores = candidates[keep], scores[keep]
-        order = np.lexsort((candidates, -scores))[:k]
-        chosen, values = candidates[order], scores[order].astype(np.float64)
+    def _rank(self, candidates, scores, eligible: Eligible, k: int):
+        """Top-``k`` of eligible ``candidates`` by score, backfilled with popular items."""
+        chosen, values = top_k(np.asarray(candidates, np.int64), np.asarray(scores), k)
+        values = values.astype(np.float64)
         if len(chosen) < k:
-            extra, extra_scores = self._backfill(chosen, allowed, k - len(chosen))
+            extra, extra_scores = self._backfill(chosen, eligible, k - len(chosen))
             floor = float(values.min()) if len(values) else 0.0
             chosen = np.concatenate([chosen, extra])
             values = np.concatenate([values, np.minimum(extra_scores, floor) - 1e-6])
         return chosen, values
 
-    def _backfill(self, taken: np.ndarray, allowed: np.ndarray, k: int):
-        mask = allowed[self.popular_order]
-        if len(taken):
-            mask &= ~np.isin(self.popular_order, taken)
-        extra = self.popular_order[mask][:k]
-        popularity = self.scorer.prior.detach().cpu().numpy()
-        return extra, popularity[extra].astype(np.float64)
+    def _rank_catalogue(self, scores: np.ndarray, eligible: Eligible, k: int):
+        """``_rank`` over the whole catalogue (``scores`` has one entry per item; modified)."""
+        scores[~eligible.catalogue.mask] = -np.inf
+        scores[eligible.excluded] = -np.inf
+        return self._rank(np.arange(len(scores)), scores, eligible, k)
+
+    def _backfill(self, taken: np.ndarray, eligible: Eligible, k: int):
+        """The ``k`` most popular eligible items not in ``taken``, with their popularity prior."""
+        catalogue = eligible.catalogue
+        small = catalogue.count <= self.exact_scoring_limit
+        extra = first_eligible(catalogue.ordered() if small else self.popular_order, eligible,
+                               taken, k)  # fmt: skip
+        return extra, self.requests.prior[extra].astype(np.float64)
 
     def _answer(self, chosen, scores, strategy: str, **meta) -> Answer:
         rows = [

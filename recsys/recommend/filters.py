@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +37,30 @@ class Filters:
     suppress_recent: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("exclude_purchased", "exclude_seen", "in_stock", "suppress_recent"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("categories", "exclude_categories"):
+            value = getattr(self, name)
+            if value is None:
+                if name == "exclude_categories":
+                    object.__setattr__(self, name, ())
+                continue
+            if isinstance(value, str):  # one category, not its characters
+                value = (value,)
+            try:
+                object.__setattr__(self, name, tuple(str(c) for c in value))
+            except TypeError:
+                raise ValueError(
+                    f"{name} must be a list of category names, got {value!r}"
+                ) from None
         for name in ("min_price", "max_price"):
             value = getattr(self, name)
-            if value is not None and (not np.isfinite(value) or value < 0):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+            if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         if (
             self.min_price is not None
@@ -48,19 +71,31 @@ class Filters:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Filters:
+        """Filters from a JSON-like dict; unknown names and bad values raise ``ValueError``."""
         values = dict(values or {})
-        for name in ("categories", "exclude_categories"):
-            if values.get(name) is not None:
-                values[name] = tuple(str(c) for c in values[name])
-        if values.get("exclude_categories") is None:
-            values.pop("exclude_categories", None)
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown filter(s) {', '.join(unknown)}; "
+                f"expected some of {', '.join(cls.__dataclass_fields__)}"
+            )
         return cls(**values)
 
 
-class Catalogue:
-    """Item metadata aligned with the model's item indices, as arrays for vectorised filtering."""
+MASK_CACHE_SIZE = 32  # catalogue masks kept per distinct filter combination
 
-    def __init__(self, item_ids: np.ndarray, items: pd.DataFrame | None) -> None:
+
+class Catalogue:
+    """Item metadata aligned with the model's item indices, as arrays for vectorised filtering.
+
+    Catalogue-level masks are cached per filter combination (the few a shop uses are computed
+    once, not per request); the cached arrays are read-only. ``order`` lists the item indices in
+    backfill order (most popular first; default: index order).
+    """
+
+    def __init__(
+        self, item_ids: np.ndarray, items: pd.DataFrame | None, order: np.ndarray | None = None
+    ) -> None:
         n = len(item_ids)
         self.item_ids = np.asarray(item_ids, dtype=object)
         table = pd.DataFrame({"item_id": self.item_ids.astype(str)})
@@ -78,6 +113,9 @@ class Catalogue:
         self.in_stock = np.asarray(pd.Series(stock).fillna(True).astype(bool))
         self._category_codes = pd.Index(pd.unique(self.category))
         self.category_code = self._category_codes.get_indexer(self.category)
+        self.order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+        self._masks: OrderedDict[tuple, CatalogueMask] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -87,7 +125,25 @@ class Catalogue:
         return np.isin(self.category_code, codes[codes >= 0])
 
     def allowed(self, filters: Filters) -> np.ndarray:
-        """Items allowed by the catalogue-level filters (stock, category, price)."""
+        """Items allowed by the catalogue-level filters (stock, category, price): a new mask."""
+        return self.mask(filters).mask.copy()
+
+    def mask(self, filters: Filters) -> CatalogueMask:
+        """The cached catalogue-level mask of ``filters`` (computed on first use)."""
+        key = _catalogue_key(filters)
+        with self._lock:
+            found = self._masks.get(key)
+            if found is not None:
+                self._masks.move_to_end(key)
+                return found
+        found = CatalogueMask(self._compute(filters), self.order)
+        with self._lock:
+            self._masks[key] = found
+            while len(self._masks) > MASK_CACHE_SIZE:
+                self._masks.popitem(last=False)
+        return found
+
+    def _compute(self, filters: Filters) -> np.ndarray:
         mask = np.ones(len(self), dtype=bool)
         if filters.in_stock:
             mask &= self.in_stock
@@ -109,6 +165,73 @@ class Catalogue:
             "price": None if np.isnan(price) else float(price),
             "in_stock": bool(self.in_stock[index]),
         }
+
+
+class CatalogueMask:
+    """One filter combination's read-only mask, its size and (lazily) its items in order."""
+
+    def __init__(self, mask: np.ndarray, order: np.ndarray) -> None:
+        mask.setflags(write=False)
+        self.mask = mask
+        self.count = int(mask.sum())
+        self._order = order
+        self._lock = threading.Lock()
+        self._indices: np.ndarray | None = None
+        self._ordered: np.ndarray | None = None
+
+    def indices(self) -> np.ndarray:
+        """Allowed item indices, ascending (cached; read-only)."""
+        if self._indices is None:
+            found = np.flatnonzero(self.mask)
+            found.setflags(write=False)
+            with self._lock:
+                self._indices = found
+        return self._indices
+
+    def ordered(self) -> np.ndarray:
+        """Allowed item indices in the catalogue's backfill order (cached; read-only)."""
+        if self._ordered is None:
+            found = self._order[self.mask[self._order]]
+            found.setflags(write=False)
+            with self._lock:
+                self._ordered = found
+        return self._ordered
+
+
+class Eligible:
+    """What one request may return: a catalogue mask minus the request's own exclusions
+    (the user's purchases or views, recent suppressions, the basket)."""
+
+    def __init__(self, catalogue: CatalogueMask, excluded: np.ndarray | None = None) -> None:
+        self.catalogue = catalogue
+        self.excluded = (
+            np.zeros(0, np.int64) if excluded is None else np.unique(np.asarray(excluded, np.int64))
+        )
+        inside = self.catalogue.mask[self.excluded] if len(self.excluded) else ()
+        self.count = catalogue.count - int(np.count_nonzero(inside))
+
+    def __call__(self, items: np.ndarray) -> np.ndarray:
+        """Boolean mask: which of ``items`` (indices) may be returned."""
+        ok = self.catalogue.mask[items]
+        if len(self.excluded) and len(items):
+            ok &= ~np.isin(items, self.excluded, kind="sort")
+        return ok
+
+    def indices(self) -> np.ndarray:
+        """Every eligible item index, ascending."""
+        found = self.catalogue.indices()
+        return found[self(found)] if len(self.excluded) else found
+
+
+def _catalogue_key(filters: Filters) -> tuple:
+    """The part of ``filters`` that the catalogue mask depends on."""
+    return (
+        filters.in_stock,
+        filters.categories,
+        filters.exclude_categories,
+        filters.min_price,
+        filters.max_price,
+    )
 
 
 def _column(table: pd.DataFrame, name: str, n: int, default) -> np.ndarray:
