@@ -34,6 +34,7 @@ DEFAULT_PARAMS = {
     "cross_covisit": 1.0,  # cross-sell / similar items: co-purchase weight
     "cross_embedding": 0.25,  # ... item-vector cosine similarity
     "cross_pop": 0.1,  # ... popularity prior
+    "cross_half_life_days": None,  # ... recency weighting of that prior (None: all time)
 }
 SCALE_USERS = 1000
 
@@ -167,6 +168,7 @@ class HybridModel(Recommender):
             ).to_dict(),
             "blend_weights": {c: params[f"w_{c}"] for c in ("twotower", "ease", "covisit", "pop")},
             "scales": dict(scales or {}),
+            "cross_sell_prior": {"half_life_days": params["cross_half_life_days"]},
             "cross_sell_weights": {
                 "covisit": params["cross_covisit"],
                 "embedding": params["cross_embedding"],

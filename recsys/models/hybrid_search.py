@@ -57,8 +57,16 @@ BLEND_FALLBACKS = {
     "ease": NO_BLEND | {"w_ease": 1.0},
     "twotower": NO_BLEND | {"w_twotower": 1.0},  # the retrieval path alone
 }
-CROSS_FALLBACKS = {"pop": {"cross_covisit": 0.0, "cross_embedding": 0.0, "cross_pop": 1.0}}
+CROSS_FALLBACKS = {
+    "pop": {
+        "cross_covisit": 0.0,
+        "cross_embedding": 0.0,
+        "cross_pop": 1.0,
+        "cross_half_life_days": None,
+    }
+}
 CROSS_GRID = {
+    "cross_half_life_days": [None, 7.0, 14.0, 30.0, 60.0, 90.0, 180.0, 365.0],
     "cross_covisit": [0.0, 0.5, 1.0, 2.0],
     "cross_embedding": [0.0, 0.1, 0.25, 0.5, 1.0],
     "cross_pop": [0.0, 0.05, 0.1, 0.2, 0.5, 1.0],
@@ -94,6 +102,7 @@ def configure(scorer, model, params: dict) -> None:
     if scorer.ease is None:
         scorer.weights["ease"] = 0.0
     scorer.cross_weights = dict(config["cross_sell_weights"])
+    scorer.cross_prior = scorer._cross_prior(config["cross_sell_prior"])
     scorer._user_matrices = None
 
 
@@ -224,9 +233,14 @@ def _search_cross_sell(scorer, model, split: ValidationSplit, params: dict):
         return params, None, []
     parts = scorer.cross_sell_components(baskets)
     in_basket = baskets > 0
+    priors = {  # the popularity part per recency half-life (None: all-time popularity)
+        h: scorer._cross_prior({"half_life_days": h})[None, :].expand(len(baskets), -1)
+        for h in CROSS_GRID["cross_half_life_days"]
+    }
 
     def hits(p: dict) -> np.ndarray:
-        scores = sum(p[f"cross_{name}"] * value for name, value in parts.items())
+        chosen = parts | {"pop": priors[p["cross_half_life_days"]]}
+        scores = sum(p[f"cross_{name}"] * value for name, value in chosen.items())
         scores = scores.cpu().clone() if torch.is_tensor(scores) else torch.zeros_like(baskets)
         scores[in_basket] = -torch.inf
         k = min(CROSS_SELL_K, scorer.n_items - 1)
