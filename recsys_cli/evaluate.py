@@ -37,14 +37,18 @@ def _default_model_kwargs(config: Path | None) -> tuple[dict, int]:
     return dict(parsed.model), parsed.seed
 
 
-def _make_model(name: str, device: str, model_kwargs: dict, seed: int):
+def _make_model(name: str, device: str, model_kwargs: dict, seed: int, k: int = 50):
     from recsys.models import MODELS
 
     if name not in MODELS:
         raise typer.BadParameter(
             f"unknown model {name!r}; choose from {', '.join(MODELS)}", param_hint="--models"
         )
-    if name in ("default", "retrieval"):
+    if name == "default":  # the served path: bundle -> engine -> candidates -> scores
+        from recsys.recommend.evaluation import ServedModel
+
+        return ServedModel(**model_kwargs, k=max(k, 50), device=device, seed=seed)
+    if name == "retrieval":
         return MODELS[name](**model_kwargs, device=device, seed=seed)
     return MODELS[name](device=device)
 
@@ -68,7 +72,7 @@ def evaluate(
     ks = _parse_ks(k)
     names = [name.strip() for name in models.split(",") if name.strip()]
     model_kwargs, seed = _default_model_kwargs(config)
-    instances = [_make_model(n, device, model_kwargs, seed) for n in names]  # fail fast
+    instances = [_make_model(n, device, model_kwargs, seed, max(ks)) for n in names]
     dataset = load_dataset(interactions)
     split = temporal_split(dataset.events)
     for model in instances:
