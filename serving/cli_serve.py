@@ -113,7 +113,10 @@ def serve(
     from serving.deployments import build_app
 
     ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
-    ray_serve.start(http_options={"host": settings.host, "port": settings.port})
+    ray_serve.start(
+        http_options={"host": settings.host, "port": settings.port},
+        logging_config={"log_level": "WARNING", "enable_access_log": False},
+    )
     ray_serve.run(build_app(settings), name="recsys", route_prefix="/")
     base = f"http://{settings.host}:{settings.port}"
     user, item = "USER_ID", "ITEM_ID"
@@ -129,11 +132,9 @@ def serve(
     typer.echo(_examples(base, hint, user, item))
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):  # Ray swallows a plain Ctrl-C
+        signal.signal(stop_signal, lambda *_: stop.set())
+    while not stop.wait(1.0):
         pass
     typer.echo("shutting down", err=True)
     ray_serve.shutdown()
