@@ -40,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.bundle import bundle_of
 from recsys.data.adapters import load_dataset
 from recsys.data.frame import pd
 from recsys.data.interactions import Interactions
 from recsys.models.hybrid import HybridModel
 from recsys.recommend import Filters, RecommendationEngine
-from recsys.recommend.evaluation import bundle_of
 
 logger = logging.getLogger("benchmarks.crosssell")
 

@@ -59,6 +59,28 @@ class ServingBundle:
         return len(self.user_ids)
 
 
+def bundle_of(model, items: pd.DataFrame | None = None, **extra) -> ServingBundle:
+    """An in-memory bundle of a fitted model that exports ``to_arrays()`` (the default model):
+    its arrays and config, the id maps, and the item table aligned with the item index.
+    ``extra`` sets further fields (``metrics``, ``manifest``)."""
+    arrays, config = model.to_arrays()
+    item_ids, user_ids = arrays.pop("item_ids"), arrays.pop("user_ids")
+    table = pd.DataFrame({"item_id": np.asarray(item_ids).astype(str)})
+    if items is not None and len(items) and "item_id" in items:
+        meta = items.drop_duplicates("item_id")
+        meta = meta.assign(item_id=meta["item_id"].astype(str))
+        table = table.merge(meta, on="item_id", how="left")
+    return ServingBundle(
+        kind=model.name,
+        config=config,
+        arrays=arrays,
+        item_ids=np.asarray(item_ids, dtype=object),
+        user_ids=np.asarray(user_ids, dtype=object),
+        items=table,
+        **extra,
+    )
+
+
 def save_bundle(bundle: ServingBundle, path: str | Path, extra: dict | None = None) -> Path:
     """Write ``bundle`` to directory ``path`` atomically and return the path."""
     path = Path(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
@@ -34,8 +33,10 @@ def erased_user_hashes(database_url: str | None) -> set[str]:
 def _drop_erased(frame: pd.DataFrame | None, hashes: set[str]) -> pd.DataFrame | None:
     if frame is None or not hashes or "user_id" not in frame:
         return frame
+    from recsys.store import user_hash
+
     users = frame["user_id"].astype(str).unique()
-    gone = {u for u in users if hashlib.sha256(u.encode("utf-8")).hexdigest() in hashes}
+    gone = {u for u in users if user_hash(u) in hashes}
     if not gone:
         return frame
     logger.info("excluding %d erased user(s) from training", len(gone))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recsys.bundle import ServingBundle, load_bundle, save_bundle
+from recsys.bundle import ServingBundle, bundle_of, load_bundle, save_bundle
 from recsys.data.frame import pd
 from recsys.data.interactions import Interactions
 from recsys.eval import evaluate_model, interaction_pairs, temporal_split
@@ -160,24 +160,11 @@ def _champion_value(registry, config, split, dataset, fingerprint, progress):
 
 
 def _bundle(model: HybridModel, dataset, config, metrics, params, fingerprint) -> ServingBundle:
-    arrays, model_config = model.to_arrays()
-    item_ids = arrays.pop("item_ids")
-    user_ids = arrays.pop("user_ids")
-    items = dataset.items if dataset.items is not None else pd.DataFrame({"item_id": item_ids})
-    items = items[items["item_id"].astype(str).isin(set(item_ids))].reset_index(drop=True)
-    return ServingBundle(
-        kind=model.name,
-        config=model_config,
-        arrays=arrays,
-        item_ids=item_ids,
-        user_ids=user_ids,
-        items=items,
-        metrics=metrics,
-        manifest={
-            "train_config": {"model": config.model, "params": params},
-            "data_fingerprint": fingerprint,
-        },
-    )
+    manifest = {
+        "train_config": {"model": config.model, "params": params},
+        "data_fingerprint": fingerprint,
+    }
+    return bundle_of(model, dataset.items, metrics=metrics, manifest=manifest)
 
 
 def run_training(config: TrainConfig, progress: bool = True) -> TrainOutcome:

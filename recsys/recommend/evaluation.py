@@ -16,8 +16,7 @@ import logging
 import numpy as np
 import torch
 
-from recsys.bundle import ServingBundle
-from recsys.data.frame import pd
+from recsys.bundle import bundle_of
 from recsys.data.interactions import Interactions
 from recsys.models.base import NotFittedError
 from recsys.models.hybrid import HybridModel
@@ -28,24 +27,6 @@ logger = logging.getLogger(__name__)
 
 EVALUATION_FILTERS = Filters(exclude_purchased=False, exclude_seen=True, in_stock=False)
 """Rank every catalogue item the user has not interacted with (the protocol's candidates)."""
-
-
-def bundle_of(model: HybridModel, items: pd.DataFrame | None = None) -> ServingBundle:
-    """An in-memory serving bundle of a fitted default model (what training saves)."""
-    arrays, config = model.to_arrays()
-    item_ids, user_ids = arrays.pop("item_ids"), arrays.pop("user_ids")
-    table = pd.DataFrame({"item_id": np.asarray(item_ids).astype(str)})
-    if items is not None and len(items) and "item_id" in items:
-        meta = items.drop_duplicates("item_id").assign(item_id=lambda f: f["item_id"].astype(str))
-        table = table.merge(meta, on="item_id", how="left")
-    return ServingBundle(
-        kind=model.name,
-        config=config,
-        arrays=arrays,
-        item_ids=np.asarray(item_ids, dtype=object),
-        user_ids=np.asarray(user_ids, dtype=object),
-        items=table,
-    )
 
 
 class ServedModel:

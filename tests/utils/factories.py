@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsys.bundle import ServingBundle, save_bundle
+from recsys.bundle import bundle_of, save_bundle
 from recsys.data.frame import pd
 from recsys.data.interactions import Interactions
 from recsys.eval import interaction_pairs
@@ -33,15 +33,4 @@ def fit_default_model(shop: Path, **overrides) -> tuple[HybridModel, pd.DataFram
 def make_bundle(shop: Path, out: Path, **overrides) -> Path:
     """A serving bundle directory fitted on ``shop``."""
     model, items, _ = fit_default_model(shop, **overrides)
-    arrays, config = model.to_arrays()
-    item_ids, user_ids = arrays.pop("item_ids"), arrays.pop("user_ids")
-    bundle = ServingBundle(
-        kind=model.name,
-        config=config,
-        arrays=arrays,
-        item_ids=item_ids,
-        user_ids=user_ids,
-        items=items,
-        metrics={"ndcg@20": 0.0},
-    )
-    return save_bundle(bundle, out)
+    return save_bundle(bundle_of(model, items, metrics={"ndcg@20": 0.0}), out)
