@@ -61,7 +61,8 @@ BASELINE_Z = 2.0
 
 
 def default_data_dir() -> Path:
-    root = Path(os.environ.get("RECSYS_DATA_DIR", "/work/shared/data"))
+    repo_default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    root = Path(os.environ.get("RECSYS_DATA_DIR", repo_default))
     return root / "groceries"
 
 
