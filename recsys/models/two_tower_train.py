@@ -168,6 +168,14 @@ def _matmul_precision(device: torch.device, tf32: bool):
         torch.set_float32_matmul_precision(previous)
 
 
+def time_order(users: torch.Tensor, timestamps: torch.Tensor, items: torch.Tensor):
+    """Permutation sorting events by (user, timestamp, item), like ``np.lexsort`` but with
+    stable sorts on the tensors' device (50M events sort in milliseconds on a GPU)."""
+    order = torch.sort(items, stable=True).indices
+    order = order[torch.sort(timestamps[order], stable=True).indices]
+    return order[torch.sort(users[order], stable=True).indices]
+
+
 def train_towers(
     train: Interactions,
     weighting: EventWeighting,
@@ -186,10 +194,11 @@ def _train(train, weighting, item_codes, user_codes, config, device) -> TrainRes
     keep = weights > 0
     if not keep.any():
         raise ValueError("two-tower: every event has weight 0 under the event-type weights")
-    order = np.lexsort((train.items[keep], train.timestamps[keep], train.users[keep]))
-    users = torch.from_numpy(train.users[keep][order]).to(device)
-    items = torch.from_numpy(train.items[keep][order]).to(device)
-    sample_w = torch.from_numpy(weights[keep][order]).to(device, torch.float32)
+    users = torch.from_numpy(train.users[keep]).to(device)
+    items = torch.from_numpy(train.items[keep]).to(device)
+    sample_w = torch.from_numpy(weights[keep]).to(device, torch.float32)
+    order = time_order(users, torch.from_numpy(train.timestamps[keep]).to(device), items)
+    users, items, sample_w = users[order], items[order], sample_w[order]
     n, n_items = len(users), train.n_items
     counts = torch.bincount(users, minlength=train.n_users)
     user_start = (torch.cumsum(counts, 0) - counts)[users]
