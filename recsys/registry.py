@@ -83,9 +83,7 @@ def _default_artifact_root(uri: str) -> str | None:
         if db_path and db_path != ":memory:":
             return str(Path(db_path).parent / "mlartifacts")
         return DEFAULT_ARTIFACT_ROOT
-    if parsed.scheme in ("", "file"):
-        return None  # a file store keeps artifacts in its own tree
-    return None
+    return None  # a file store keeps artifacts in its own tree; a server decides for itself
 
 
 class BundlePyfunc(mlflow.pyfunc.PythonModel):

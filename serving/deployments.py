@@ -9,6 +9,7 @@
 ``configs/serve.yaml`` (``import_path: serving.deployments:build_app``).
 """
 
+import functools
 import logging
 
 from ray import serve
@@ -24,32 +25,17 @@ logger = logging.getLogger(__name__)
 QUIET_LOGS = LoggingConfig(enable_access_log=False, log_level="WARNING")
 
 
-def _erased_hashes(database_url: str):
-    """A callable listing erased users' hashes (read from the store at each model load)."""
-
-    def read() -> set[str]:
-        from recsys.store import make_engine, read_session
-        from recsys.store.erasure import erased_hashes
-
-        engine = make_engine(database_url)
-        try:
-            with read_session(engine) as session:
-                return erased_hashes(session)
-        finally:
-            engine.dispose()
-
-    return read
-
-
 @serve.deployment(name="model", max_ongoing_requests=64, logging_config=QUIET_LOGS)
 class ModelDeployment:
     """The engine in a replica; requests for personalised answers are batched."""
 
     def __init__(self, settings: dict) -> None:
+        from recsys.store import read_erased_hashes
         from serving.model_server import ModelServer
 
         self.settings = Settings(**settings)
-        self.server = ModelServer(self.settings, _erased_hashes(self.settings.database_url))
+        erased = functools.partial(read_erased_hashes, self.settings.database_url)
+        self.server = ModelServer(self.settings, erased)
         self._batch.set_max_batch_size(self.settings.batch_max_size)
         self._batch.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
 

@@ -7,18 +7,17 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from recsys.ingest import text_problem
+
 ID_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"  # not blank, no NUL
 
 
 def clean_text(value: str) -> str:
     """Text every store backend can hold: no NUL characters (PostgreSQL refuses them) and no
     lone surrogates (JSON ``\\ud800`` escapes; they cannot be encoded as UTF-8)."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"is not valid Unicode (lone surrogate at position {exc.start})") from None
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -71,9 +70,3 @@ def resolved(settings: Settings) -> Settings:
             "var_dir": str(Path(settings.var_dir).resolve()),
         }
     )
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process-wide settings (cached; tests build their own Settings objects)."""
-    return resolved(Settings())

@@ -17,17 +17,9 @@ def erased_user_hashes(database_url: str | None) -> set[str]:
     """Hashes of erased users in the store at ``database_url`` (empty when there is no store)."""
     if not database_url:
         return set()
-    from recsys.store import make_engine, read_session
-    from recsys.store.erasure import erased_hashes
-    from recsys.store.migrations import init_schema
+    from recsys.store import read_erased_hashes
 
-    engine = make_engine(database_url)
-    try:
-        init_schema(engine)
-        with read_session(engine) as session:
-            return erased_hashes(session)
-    finally:
-        engine.dispose()
+    return read_erased_hashes(database_url)
 
 
 def _drop_erased(frame: pd.DataFrame | None, hashes: set[str]) -> pd.DataFrame | None:

@@ -55,10 +55,6 @@ class TemporalSplit:
     train: pd.DataFrame
     test: pd.DataFrame
 
-    @property
-    def train_items(self) -> np.ndarray:
-        return self.train["item_id"].unique()
-
 
 def temporal_split(events: pd.DataFrame, test_fraction: float = TEST_FRACTION) -> TemporalSplit:
     """Split canonical events per user by time: the last ``test_fraction`` of pairs are test."""

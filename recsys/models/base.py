@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 
-import numpy as np
 import torch
 
 from recsys.data.interactions import Interactions, SparseRows
@@ -67,7 +66,3 @@ def gram_matrix(matrix: SparseRows, device: torch.device) -> torch.Tensor:
         rows = rows.to(torch.float64)
         gram += rows.T @ rows
     return gram
-
-
-def as_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to("cpu").numpy()

@@ -33,7 +33,7 @@ from recsys.store.events import AppendResult, EventStore, check_event
 from recsys.store.keys import ApiKeyNotFound, ApiKeyRecord, ApiKeyStore, Role, roles_satisfying
 from recsys.store.migrations import MIGRATIONS, Migration, SchemaVersionError, init_schema
 from recsys.store.profiles import ProfileStore
-from recsys.store.store import Store
+from recsys.store.store import Store, read_erased_hashes
 from recsys.store.tables import Base
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "make_engine",
     "mask_url",
     "normalize_url",
+    "read_erased_hashes",
     "read_session",
     "record_audit",
     "redact",

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from recsys.store.audit import AuditLog
-from recsys.store.db import make_engine, mask_url
-from recsys.store.erasure import ErasureRegistry, erase_user
+from recsys.store.db import make_engine, mask_url, read_session
+from recsys.store.erasure import ErasureRegistry, erase_user, erased_hashes
 from recsys.store.events import EventStore
 from recsys.store.keys import ApiKeyStore
 from recsys.store.migrations import init_schema
@@ -53,6 +53,20 @@ class Store:
         """See :func:`recsys.store.erasure.erase_user`."""
         return erase_user(self.engine, user_id, actor, registry=registry)
 
+    def erased_hashes(self) -> set[str]:
+        """Hashes of every erased user (see :func:`recsys.store.erasure.user_hash`)."""
+        with read_session(self.engine) as session:
+            return erased_hashes(session)
+
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def read_erased_hashes(url: str) -> set[str]:
+    """Erased users' hashes in the store at ``url`` (opened, migrated, read and closed)."""
+    store = Store.open(url)
+    try:
+        return store.erased_hashes()
+    finally:
+        store.close()

@@ -43,14 +43,7 @@ def store(settings):
 
 @pytest.fixture
 def server(settings, store):
-    from recsys.store import read_session
-    from recsys.store.erasure import erased_hashes
-
-    def hashes():
-        with read_session(store.engine) as session:
-            return erased_hashes(session)
-
-    return ModelServer(settings, hashes)
+    return ModelServer(settings, store.erased_hashes)
 
 
 @pytest.fixture
