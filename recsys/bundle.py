@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys.data.frame import pd
+from recsys.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-class BundleError(ValueError):
+class BundleError(InvalidInputError):
     """A bundle directory is missing, incomplete or of an unknown format."""
 
 

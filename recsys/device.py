@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
+from recsys.errors import UnavailableError
+
 logger = logging.getLogger(__name__)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(UnavailableError):
     """A GPU was asked for explicitly but this machine cannot provide it."""
 
 

@@ -24,9 +24,11 @@ import pandas as pd  # noqa: E402  (annotations MLflow inspects at logging time)
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
+from recsys.errors import UnavailableError
+from recsys.settings import get_settings  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///var/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "var/mlartifacts"
 MODEL_NAME = "recsys"
 EXPERIMENT = "recsys"
@@ -35,7 +37,7 @@ CHALLENGER = "challenger"
 BUNDLE_ARTIFACT = "bundle"
 
 
-class RegistryUnavailableError(RuntimeError):
+class RegistryUnavailableError(UnavailableError):
     """The MLflow tracking/registry URI cannot be reached or used."""
 
 
@@ -127,9 +129,7 @@ class Registry:
         artifact_root: str | None = None,
         check: bool = True,
     ) -> None:
-        self.tracking_uri = (
-            tracking_uri or os.environ.get("RECSYS_MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-        )
+        self.tracking_uri = tracking_uri or get_settings().mlflow_tracking_uri
         self.experiment = experiment
         self.model_name = model_name
         if check:

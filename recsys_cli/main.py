@@ -6,11 +6,12 @@ This package sits above recsys, training and serving so that the library never i
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import typer
 
+from recsys.errors import InvalidInputError, NotFoundError, RecsysError
+from recsys.settings import get_settings
 from recsys_cli import evaluate as evaluate_cmd
 from recsys_cli import generate as generate_cmd
 from recsys_cli import train as train_cmd
@@ -42,18 +43,31 @@ def _root(
         raise typer.Exit()
 
 
-def main() -> None:
-    """Console entry point: logging to stderr, user errors as one line and exit status 2."""
-    from recsys.data.errors import DataValidationError
+def exit_code(exc: RecsysError) -> int:
+    """Exit status of a recsys error: 2 for input the user can fix, 1 for everything else."""
+    return 2 if isinstance(exc, InvalidInputError | NotFoundError) else 1
 
+
+def main() -> None:
+    """Console entry point: logging to stderr; recsys errors as one line (exit 2 for bad input,
+    1 for an unavailable dependency or a conflict); any other exception is a bug and crashes
+    with its traceback (exit 1)."""
+    try:
+        level = get_settings().log_level or "WARNING"
+    except InvalidInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     logging.basicConfig(
-        level=os.environ.get("RECSYS_LOG_LEVEL", "WARNING").upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
         app()
-    except (DataValidationError, ValueError, FileNotFoundError) as exc:
+    except RecsysError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exit_code(exc))
+    except FileNotFoundError as exc:  # a path the user gave
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException  # also what FastAPI and Starlette raise
 
 from recsys import __version__
-from recsys.data.errors import DataValidationError
+from recsys.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    RecsysError,
+    UnavailableError,
+)
 from recsys.store import Store
 from serving.deps import AppState
 from serving.limits import BodySizeLimit
@@ -40,6 +46,23 @@ class _AsciiJSON(JSONResponse):
 
 def _problem(status: int, detail, headers=None) -> JSONResponse:
     return _AsciiJSON({"detail": detail}, status_code=status, headers=headers)
+
+
+STATUS_OF_KIND: dict[type[RecsysError], int] = {
+    InvalidInputError: 422,
+    NotFoundError: 404,
+    ConflictError: 409,
+    UnavailableError: 503,
+}
+"""The one place an error kind becomes an HTTP status (see recsys/errors.py)."""
+
+
+def status_of(exc: RecsysError) -> int:
+    """HTTP status of a recsys error, by its kind (500 for a kind-less RecsysError)."""
+    for kind, status in STATUS_OF_KIND.items():
+        if isinstance(exc, kind):
+            return status
+    return 500
 
 
 def _describe_validation(exc: RequestValidationError) -> list[dict]:
@@ -78,9 +101,11 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError):
         return _problem(422, _describe_validation(exc))
 
-    @app.exception_handler(DataValidationError)
-    async def _bad_data(request: Request, exc: DataValidationError):
-        return _problem(422, str(exc))
+    @app.exception_handler(RecsysError)
+    async def _recsys_error(request: Request, exc: RecsysError):
+        status = status_of(exc)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return _problem(status, str(exc), headers)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):

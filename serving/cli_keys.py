@@ -14,10 +14,10 @@ DB_HELP = "Store URL (default: RECSYS_DATABASE_URL or sqlite:///var/recsys.db)."
 
 
 def _store(database_url: str | None):
+    from recsys.settings import get_settings
     from recsys.store import Store
-    from serving.settings import Settings
 
-    return Store.open(database_url or Settings().database_url)
+    return Store.open(database_url or get_settings().database_url)
 
 
 @app.command("create")

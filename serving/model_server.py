@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 from recsys.bundle import BundleError, load_bundle
+from recsys.errors import UnavailableError
 from recsys.recommend import Filters, RecommendationEngine, RecommendRequest, UnknownItemError
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(UnavailableError):
     """No model could be loaded from the configured URI."""
 
 

@@ -6,21 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recsys.settings import CommonSettings
 
 
-class Settings(BaseSettings):
-    """Everything the service reads from its environment (prefix ``RECSYS_``)."""
+class Settings(CommonSettings):
+    """Everything the service reads from its environment (prefix ``RECSYS_``): the shared
+    settings of :mod:`recsys.settings` plus the service's own."""
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
-
-    database_url: str = Field(
-        default="sqlite:///var/recsys.db",
-        description="SQLAlchemy URL of the event/profile/key store (SQLite file or PostgreSQL).",
-    )
-    mlflow_tracking_uri: str = Field(
-        default="sqlite:///var/mlflow.db", description="MLflow tracking and registry URI."
-    )
     model_uri: str = Field(
         default="models:/recsys@champion",
         description="Registered model to serve; a local bundle directory also works.",
@@ -28,10 +21,8 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None, description="First admin API key; generated and printed once when unset."
     )
-    var_dir: str = Field(default="var", description="Where downloaded models are cached.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     index: Literal["auto", "flat", "hnsw", "ivf", "torch"] = "auto"
     model_replicas: int = Field(default=1, ge=1)
     ingress_replicas: int = Field(default=1, ge=1)
@@ -47,7 +38,6 @@ class Settings(BaseSettings):
     )
     batch_max_size: int = Field(default=32, ge=1)
     batch_wait_timeout_s: float = Field(default=0.002, ge=0)
-    log_level: str = "INFO"
 
 
 def _absolute_sqlite(url: str) -> str:

@@ -8,8 +8,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from recsys.errors import InvalidInputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InvalidInputError):
     """A training configuration that cannot be used; the message names the key and the problem."""
 
 

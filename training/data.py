@@ -8,6 +8,7 @@ import os
 from recsys.data.adapters import Dataset, load_dataset
 from recsys.data.frame import pd
 from recsys.data.loaders import load_items, load_users
+from recsys.settings import DEFAULT_DATABASE_URL, get_settings
 from training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,9 @@ def load_training_data(config: TrainConfig) -> Dataset:
         dataset.items = load_items(data.items)
     if data.users is not None:
         dataset.users = load_users(data.users)
-    url = data.database_url or os.environ.get("RECSYS_DATABASE_URL")
-    if url is None and os.path.exists("var/recsys.db"):
-        url = "sqlite:///var/recsys.db"
+    url = data.database_url or get_settings().database_url
+    if url == DEFAULT_DATABASE_URL and not os.path.exists("var/recsys.db"):
+        url = None  # no store yet: nobody was erased
     hashes = erased_user_hashes(url)
     dataset.events = _drop_erased(dataset.events, hashes)
     dataset.users = _drop_erased(dataset.users, hashes)

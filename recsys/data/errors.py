@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+from recsys.errors import InvalidInputError
 
-class DataValidationError(ValueError):
+
+class DataValidationError(InvalidInputError):
     """Input data that cannot be accepted.
 
     Attributes

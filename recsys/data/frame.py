@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import sys
+
+from recsys.settings import dataframe_choice
 
 logger = logging.getLogger(__name__)
 
-_CHOICE = os.environ.get("RECSYS_DATAFRAME", "auto").strip().lower()
-if _CHOICE not in ("auto", "pandas", "cudf"):
-    raise ValueError(
-        f"RECSYS_DATAFRAME={_CHOICE!r} is not valid; expected 'auto', 'pandas' or 'cudf'"
-    )
+_CHOICE = dataframe_choice()
 
 
 def _install_cudf_accelerator() -> bool:

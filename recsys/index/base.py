@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from recsys.errors import NotFoundError
 from recsys.index.checks import (
     Id,
     check_dim,
@@ -49,11 +50,8 @@ BACKENDS = {
 ExcludeSlots = None | np.ndarray | list[np.ndarray]
 
 
-class UnknownIdError(KeyError):
+class UnknownIdError(NotFoundError, KeyError):
     """An id the index does not hold was asked for."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0]) if self.args else ""
 
 
 def _backend_class(name: str) -> type[VectorIndex]:

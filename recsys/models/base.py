@@ -9,11 +9,12 @@ import torch
 
 from recsys.data.interactions import Interactions, SparseRows
 from recsys.device import resolve_device
+from recsys.errors import ConflictError
 
 logger = logging.getLogger(__name__)
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(ConflictError, RuntimeError):
     """A model was used before ``fit``."""
 
 

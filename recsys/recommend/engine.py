@@ -21,6 +21,7 @@ import numpy as np
 
 from recsys.bundle import ServingBundle
 from recsys.data.frame import pd
+from recsys.errors import NotFoundError
 from recsys.index import make_index
 from recsys.models.blend import BlendScorer, UserState
 from recsys.recommend.filters import Catalogue, Eligible, Filters
@@ -36,11 +37,8 @@ EXACT_SCORING_LIMIT = 20_000  # score every eligible item exactly when at most t
 RECENT_ITEMS = 5  # co-visitation neighbours of this many latest items join the candidates
 
 
-class UnknownItemError(KeyError):
+class UnknownItemError(NotFoundError, KeyError):
     """An item id the served model does not know."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; this one is for people
-        return str(self.args[0])
 
 
 @dataclass

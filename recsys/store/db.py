@@ -21,9 +21,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from recsys.errors import InvalidInputError, UnavailableError
+from recsys.settings import DEFAULT_DATABASE_URL
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_URL = "sqlite:///var/recsys.db"
+DEFAULT_URL = DEFAULT_DATABASE_URL
 """Embedded default: one SQLite file under ``./var`` (relative to the working directory)."""
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -37,11 +40,11 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 _BEGIN_OPTION = "recsys_sqlite_begin"
 
 
-class StoreConfigError(ValueError):
+class StoreConfigError(InvalidInputError):
     """A database URL that cannot be used (unparsable or an unsupported backend/driver)."""
 
 
-class DatabaseUnavailableError(RuntimeError):
+class DatabaseUnavailableError(UnavailableError):
     """The database named by a valid URL cannot be reached or opened."""
 
 

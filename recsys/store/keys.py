@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from recsys.errors import NotFoundError
 from recsys.store.audit import record_audit
 from recsys.store.db import read_session, write_session
 from recsys.store.tables import ApiKey, utcnow
@@ -66,7 +67,7 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
-class ApiKeyNotFound(LookupError):
+class ApiKeyNotFound(NotFoundError):
     """No key with the given id."""
 
 

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, Connection, Engine, func, inspect, select, text
 
+from recsys.errors import ConflictError
 from recsys.store.db import write_session
 from recsys.store.tables import Base, SchemaVersion
 
 logger = logging.getLogger(__name__)
 
 
-class SchemaVersionError(RuntimeError):
+class SchemaVersionError(ConflictError, RuntimeError):
     """The database was migrated by newer code than this one."""
 
 

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from recsys.errors import InvalidInputError
+
 DEFAULT_START = "2026-01-01"
 USERS_PER_BLOCK = 8192
 """Users simulated together with one random stream; fixed, so results never depend on batching."""
@@ -26,7 +28,7 @@ STREAM_SEGMENTS = 1
 STREAM_USERS = 2
 
 
-class ShopConfigError(ValueError):
+class ShopConfigError(InvalidInputError):
     """A bad generator parameter; ``field`` names it."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys.errors import ConflictError
+
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "truth/summary.json"
@@ -60,7 +62,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
-class OutputExistsError(FileExistsError):
+class OutputExistsError(ConflictError, FileExistsError):
     """The output directory is not empty and may not be replaced."""
 
 
