@@ -1,5 +1,10 @@
 """The online engine: retrieve -> filter -> rank, for users, items and baskets.
 
+Every operation is one request type answered by one engine method (``Request.method``);
+:meth:`RecommendationEngine.answer_many` takes any mix of them, batches the personalised ones
+into one ANN search, and isolates failures: a request with a bad ``k`` or an unknown id gets its
+own error and never fails the others. A new operation is a request dataclass plus its method.
+
 Personalised answers blend the user's trained vector with a session vector of their most recent
 events (those stored with the model plus those ingested since), so an event just ingested changes
 the very next answer. Candidates are every eligible item when at most ``exact_scoring_limit``
@@ -15,17 +20,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from recsys.bundle import ServingBundle
 from recsys.data.frame import pd
-from recsys.errors import NotFoundError
+from recsys.errors import InvalidInputError, NotFoundError, RecsysError
 from recsys.index import make_index
 from recsys.models.blend import BlendScorer, UserState
 from recsys.recommend.filters import Catalogue, Eligible, Filters
 from recsys.recommend.ranking import first_eligible, top_k
+from recsys.recommend.requests import Answer, RecommendRequest, Request
 from recsys.recommend.scoring import PreparedState, RequestScorer
 from recsys.recommend.state import lookup, merge_events
 from recsys.recommend.suppression import RecentRecommendations
@@ -39,31 +45,6 @@ RECENT_ITEMS = 5  # co-visitation neighbours of this many latest items join the 
 
 class UnknownItemError(NotFoundError, KeyError):
     """An item id the served model does not know."""
-
-
-@dataclass
-class Answer:
-    """One response: items best first, how they were found, and the model version."""
-
-    items: list[dict]
-    strategy: str
-    model_version: str
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [row["item_id"] for row in self.items]
-
-
-@dataclass
-class RecommendRequest:
-    """One personalised request (see :meth:`RecommendationEngine.recommend`)."""
-
-    user_id: str
-    k: int = 10
-    events: object = None
-    filters: Filters | None = None
-    now: float | None = None
 
 
 @dataclass
@@ -112,7 +93,7 @@ class RecommendationEngine:
         exact_scoring_limit: int = EXACT_SCORING_LIMIT,
     ) -> None:
         if int(candidates) <= 0 or int(popular_candidates) < 0 or int(exact_scoring_limit) < 0:
-            raise ValueError(
+            raise InvalidInputError(
                 "candidates must be positive, popular_candidates and exact_scoring_limit "
                 f"non-negative; got {candidates}, {popular_candidates}, {exact_scoring_limit}"
             )
@@ -178,8 +159,40 @@ class RecommendationEngine:
         return self.recommend_many([RecommendRequest(user_id, k, events, filters, now)])[0]
 
     def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[Answer]:
-        """Answer several requests with one batched ANN search (dynamic request batching)."""
-        return [self._finish(plan) for plan in self._plans(requests)]
+        """Answer several requests with one batched ANN search (dynamic request batching);
+        raises the first request's error if any request is bad."""
+        return _raise_first([self._finish(plan) for plan in _raise_first(self._plans(requests))])
+
+    def answer_many(self, requests: Sequence[Request]) -> list[Answer | dict | RecsysError]:
+        """Answer any mix of requests: personalised ones in one batch, the rest one by one.
+
+        Parameters
+        ----------
+        requests : sequence of Request
+            ``RecommendRequest``, ``SimilarRequest``, ``CrossSellRequest``, ``CategoriesRequest``.
+
+        Returns
+        -------
+        list
+            Per request, in order: its answer, or the ``RecsysError`` it raised (a bad ``k``,
+            an unknown item or category). One request's error never fails the others; an error
+            that is not a ``RecsysError`` is a bug and propagates.
+        """
+        out: list = [None] * len(requests)
+        batched = [i for i, r in enumerate(requests) if isinstance(r, RecommendRequest)]
+        plans = self._plans([requests[i] for i in batched])
+        for position, plan in zip(batched, plans, strict=True):
+            out[position] = plan if isinstance(plan, RecsysError) else self._finish(plan)
+        for position, request in enumerate(requests):
+            if isinstance(request, RecommendRequest):
+                continue
+            if not isinstance(request, Request):
+                raise TypeError(f"not a recommendation request: {request!r}")
+            try:
+                out[position] = getattr(self, request.method)(**request.arguments())
+            except RecsysError as exc:
+                out[position] = exc
+        return out
 
     def candidate_scores(
         self, requests: Sequence[RecommendRequest]
@@ -190,7 +203,7 @@ class RecommendationEngine:
         by the popularity prior. This is what ``recommend_many`` ranks (for evaluation).
         """
         out = []
-        for plan in self._plans(requests):
+        for plan in _raise_first(self._plans(requests)):
             if plan.prepared is None:
                 chosen, _ = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
                 out.append((chosen, self.requests.prior[chosen].astype(np.float32)))
@@ -198,9 +211,15 @@ class RecommendationEngine:
                 out.append((plan.candidates, self.requests.score(plan.prepared, plan.candidates)))
         return out
 
-    def _plans(self, requests: Sequence[RecommendRequest]) -> list[_Plan]:
-        plans = [self._plan(request) for request in requests]
-        searching = [plan for plan in plans if plan.query is not None]
+    def _plans(self, requests: Sequence[RecommendRequest]) -> list[_Plan | RecsysError]:
+        """One plan per request (or the error that request raised), after one ANN search."""
+        plans: list[_Plan | RecsysError] = []
+        for request in requests:
+            try:
+                plans.append(self._plan(request))
+            except RecsysError as exc:
+                plans.append(exc)
+        searching = [p for p in plans if isinstance(p, _Plan) and p.query is not None]
         if searching:
             want = max(self.search_width(plan.k) for plan in searching)
             queries = np.stack([plan.query for plan in searching]).astype(np.float32)
@@ -262,9 +281,9 @@ class RecommendationEngine:
         """What goes with ``basket``; basket items (and the user's purchases) never come back."""
         k = self._check_k(k)
         if isinstance(basket, str) or not isinstance(basket, Sequence | np.ndarray):
-            raise ValueError(f"basket must be a list of item ids, got {basket!r}")
+            raise InvalidInputError(f"basket must be a list of item ids, got {basket!r}")
         if len(basket) == 0:
-            raise ValueError("cross-sell needs at least one basket item")
+            raise InvalidInputError("cross-sell needs at least one basket item")
         positions = lookup(self._items, [str(i) for i in basket])
         known = np.unique(positions[positions >= 0])
         unknown = [str(i) for i, p in zip(basket, positions, strict=True) if p < 0]
@@ -283,6 +302,12 @@ class RecommendationEngine:
         answer = self._answer(chosen, values, "cross-sell", user_id=user_id)
         answer.meta["unknown_items"] = unknown
         return answer
+
+    def categories(self) -> dict:
+        """The catalogue's categories with their item counts, by name (case-insensitive names
+        are one category), and the model version."""
+        rows = [{"category": name, "items": n} for name, n in self.catalogue.categories()]
+        return {"categories": rows, "model_version": self.model_version}
 
     def forget_user(self, user_id: str) -> int:
         """Drop the user's trained vector, stored history and suppression memory; returns how
@@ -316,7 +341,7 @@ class RecommendationEngine:
     # ------------------------------------------------------------------ helpers
     def _check_k(self, k: int) -> int:
         if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         return int(k)
 
     def _excluded(self, user_id: str | None, state: UserState, filters: Filters) -> np.ndarray:
@@ -366,3 +391,11 @@ class RecommendationEngine:
             for i, s in zip(chosen, scores, strict=True)
         ]
         return Answer(rows, strategy, self.model_version, {k: v for k, v in meta.items() if v})
+
+
+def _raise_first(results: list):
+    """``results`` unchanged when none is an error; otherwise the first error is raised."""
+    for result in results:
+        if isinstance(result, RecsysError):
+            raise result
+    return results

@@ -1,7 +1,12 @@
-"""Business filters over the catalogue: what may be recommended to whom, as boolean masks."""
+"""Business filters over the catalogue: what may be recommended to whom, as boolean masks.
+
+Category names match without regard to case; a name no item carries is refused with the close
+matches (a typo must not silently empty, or fail to narrow, an answer).
+"""
 
 from __future__ import annotations
 
+import difflib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -10,6 +15,11 @@ from typing import Any
 import numpy as np
 
 from recsys.data.frame import pd
+from recsys.errors import InvalidInputError
+
+
+class UnknownCategoryError(InvalidInputError):
+    """A category filter names a category no item of the served catalogue carries."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,9 @@ class Filters:
     def __post_init__(self) -> None:
         for name in ("exclude_purchased", "exclude_seen", "in_stock", "suppress_recent"):
             if not isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise InvalidInputError(
+                    f"{name} must be true or false, got {getattr(self, name)!r}"
+                )
         for name in ("categories", "exclude_categories"):
             value = getattr(self, name)
             if value is None:
@@ -51,7 +63,7 @@ class Filters:
             try:
                 object.__setattr__(self, name, tuple(str(c) for c in value))
             except TypeError:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{name} must be a list of category names, got {value!r}"
                 ) from None
         for name in ("min_price", "max_price"):
@@ -59,23 +71,26 @@ class Filters:
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+                raise InvalidInputError(f"{name} must be a non-negative number, got {value!r}")
             if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+                raise InvalidInputError(f"{name} must be a non-negative number, got {value!r}")
         if (
             self.min_price is not None
             and self.max_price is not None
             and self.min_price > self.max_price
         ):
-            raise ValueError(f"min_price {self.min_price} is above max_price {self.max_price}")
+            raise InvalidInputError(
+                f"min_price {self.min_price} is above max_price {self.max_price}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Filters:
-        """Filters from a JSON-like dict; unknown names and bad values raise ``ValueError``."""
+        """Filters from a JSON-like dict; unknown names and bad values raise
+        ``InvalidInputError``."""
         values = dict(values or {})
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(
+            raise InvalidInputError(
                 f"unknown filter(s) {', '.join(unknown)}; "
                 f"expected some of {', '.join(cls.__dataclass_fields__)}"
             )
@@ -111,8 +126,11 @@ class Catalogue:
         )
         stock = _column(table, "in_stock", n, True)
         self.in_stock = np.asarray(pd.Series(stock).fillna(True).astype(bool))
-        self._category_codes = pd.Index(pd.unique(self.category))
-        self.category_code = self._category_codes.get_indexer(self.category)
+        folded = np.array([str(c).casefold() for c in self.category], dtype=object)
+        self._folded = pd.Index(pd.unique(folded))  # one code per category, case folded
+        self.category_code = self._folded.get_indexer(folded)
+        first = np.unique(self.category_code, return_index=True)[1]
+        self._names = self.category[first]  # by code, spelled as the code's first item spells it
         self.order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
         self._masks: OrderedDict[tuple, CatalogueMask] = OrderedDict()
         self._lock = threading.Lock()
@@ -120,9 +138,37 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.item_ids)
 
-    def category_mask(self, names) -> np.ndarray:
-        codes = self._category_codes.get_indexer(list(names))
-        return np.isin(self.category_code, codes[codes >= 0])
+    def category_mask(self, names, field: str = "categories") -> np.ndarray:
+        """Items whose category is one of ``names`` (any case).
+
+        Raises
+        ------
+        UnknownCategoryError
+            When a name is no item's category; the message names ``field`` and close matches.
+        """
+        names = [str(name) for name in names]
+        codes = self._folded.get_indexer([name.casefold() for name in names])
+        unknown = [n for n, code in zip(names, codes, strict=True) if code < 0 or not n.strip()]
+        if unknown:
+            raise UnknownCategoryError(self._unknown(unknown[0], field))
+        return np.isin(self.category_code, codes)
+
+    def categories(self) -> list[tuple[str, int]]:
+        """``(category, items)`` per category, by name; items without a category are left out.
+
+        Names that differ only in case are one category, spelled as its first item spells it.
+        """
+        counts = np.bincount(self.category_code, minlength=len(self._names))
+        rows = [(str(n), int(c)) for n, c in zip(self._names, counts, strict=True) if str(n)]
+        return sorted(rows, key=lambda row: (row[0].casefold(), row[0]))
+
+    def _unknown(self, name: str, field: str) -> str:
+        known = {str(n).casefold(): str(n) for n in self._names if str(n)}
+        close = difflib.get_close_matches(name.casefold(), list(known), n=3, cutoff=0.6)
+        message = f"{field}: unknown category {name!r} (names match without regard to case)"
+        if close:
+            return f"{message}; close matches: {', '.join(known[c] for c in close)}"
+        return f"{message}; the catalogue has {len(known)} categories, none close"
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """Items allowed by the catalogue-level filters (stock, category, price): a new mask."""
@@ -148,9 +194,9 @@ class Catalogue:
         if filters.in_stock:
             mask &= self.in_stock
         if filters.categories is not None:
-            mask &= self.category_mask(filters.categories)
+            mask &= self.category_mask(filters.categories, "categories")
         if filters.exclude_categories:
-            mask &= ~self.category_mask(filters.exclude_categories)
+            mask &= ~self.category_mask(filters.exclude_categories, "exclude_categories")
         if filters.min_price is not None:
             mask &= self.price >= filters.min_price
         if filters.max_price is not None:
@@ -225,10 +271,11 @@ class Eligible:
 
 def _catalogue_key(filters: Filters) -> tuple:
     """The part of ``filters`` that the catalogue mask depends on."""
+    categories = filters.categories
     return (
         filters.in_stock,
-        filters.categories,
-        filters.exclude_categories,
+        None if categories is None else tuple(c.casefold() for c in categories),
+        tuple(c.casefold() for c in filters.exclude_categories),
         filters.min_price,
         filters.max_price,
     )
