@@ -1,4 +1,5 @@
-"""Durable store: events, user profiles, API keys, audit log and erasure (SQLite or PostgreSQL).
+"""Durable store: events, user profiles and customers, the catalogue, API keys, audit log and
+erasure (SQLite or PostgreSQL).
 
 Typical use::
 
@@ -6,11 +7,21 @@ Typical use::
 
     store = Store.open("sqlite:///var/recsys.db")   # or postgresql://user@host/db
     store.events.append(records)                    # committed when it returns
+    store.items.upsert([{"item_id": "i1", "stock": 0}])
+    store.customers.put("u42", {"email": "a@example.com", "consents": {"email": True}})
     plaintext, record = store.keys.create("ingest", "shop frontend", actor="cli")
     receipt = store.erase_user("u42", actor=record.actor)
 """
 
 from recsys.store.audit import AuditLog, AuditRecord, record_audit, redact
+from recsys.store.catalogue import (
+    ITEM_FIELDS,
+    ITEM_RECORDS,
+    CatalogueItemNotFound,
+    ItemStore,
+    UpsertResult,
+)
+from recsys.store.customers import CUSTOMER_FIELDS, USER_RECORDS, CustomerStore
 from recsys.store.db import (
     DEFAULT_URL,
     DatabaseUnavailableError,
@@ -24,12 +35,13 @@ from recsys.store.db import (
 from recsys.store.erasure import (
     ErasureHook,
     ErasureRegistry,
+    drop_erased,
     erase_user,
     erasure_hooks,
     is_erased,
     user_hash,
 )
-from recsys.store.events import AppendResult, EventStore, check_event
+from recsys.store.events import AppendResult, EventStore
 from recsys.store.keys import ApiKeyNotFound, ApiKeyRecord, ApiKeyStore, Role, roles_satisfying
 from recsys.store.migrations import MIGRATIONS, Migration, SchemaVersionError, init_schema
 from recsys.store.profiles import ProfileStore
@@ -37,7 +49,11 @@ from recsys.store.store import Store, read_erased_hashes
 from recsys.store.tables import Base
 
 __all__ = [
+    "CUSTOMER_FIELDS",
     "DEFAULT_URL",
+    "ITEM_FIELDS",
+    "ITEM_RECORDS",
+    "USER_RECORDS",
     "MIGRATIONS",
     "ApiKeyNotFound",
     "ApiKeyRecord",
@@ -46,17 +62,21 @@ __all__ = [
     "AuditLog",
     "AuditRecord",
     "Base",
+    "CatalogueItemNotFound",
+    "CustomerStore",
     "DatabaseUnavailableError",
     "ErasureHook",
     "ErasureRegistry",
     "EventStore",
+    "ItemStore",
     "Migration",
     "ProfileStore",
     "Role",
     "SchemaVersionError",
     "Store",
     "StoreConfigError",
-    "check_event",
+    "UpsertResult",
+    "drop_erased",
     "erase_user",
     "erasure_hooks",
     "init_schema",

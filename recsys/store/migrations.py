@@ -65,8 +65,16 @@ def _initial(conn: Connection) -> None:
     create_tables(conn, "events", "user_profiles", "api_keys", "audit_log", "erasures")
 
 
+def _catalogue_and_customers(conn: Connection) -> None:
+    create_tables(conn, "items")
+    profiles = Base.metadata.tables["user_profiles"]
+    add_column(conn, "user_profiles", profiles.c.time_zone)
+    add_column(conn, "user_profiles", profiles.c.updated_at)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "events, user_profiles, api_keys, audit_log, erasures", _initial),
+    Migration(2, "items; user_profiles.time_zone and updated_at", _catalogue_and_customers),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

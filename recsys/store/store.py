@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from recsys.store.audit import AuditLog
+from recsys.store.catalogue import ItemStore
+from recsys.store.customers import CustomerStore
 from recsys.store.db import make_engine, mask_url, read_session
 from recsys.store.erasure import ErasureRegistry, erase_user, erased_hashes
 from recsys.store.events import EventStore
@@ -18,7 +20,8 @@ from recsys.store.profiles import ProfileStore
 
 @dataclass
 class Store:
-    """The store's parts over one engine: ``events``, ``profiles``, ``keys``, ``audit``.
+    """The store's parts over one engine: ``events``, ``profiles``, ``items`` (the catalogue),
+    ``customers`` (customer attributes), ``keys``, ``audit``.
 
     Build it with :meth:`open` (engine + schema migration) or from an existing engine.
     """
@@ -26,12 +29,16 @@ class Store:
     engine: Engine
     events: EventStore = field(init=False)
     profiles: ProfileStore = field(init=False)
+    items: ItemStore = field(init=False)
+    customers: CustomerStore = field(init=False)
     keys: ApiKeyStore = field(init=False)
     audit: AuditLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.events = EventStore(self.engine)
         self.profiles = ProfileStore(self.engine)
+        self.items = ItemStore(self.engine)
+        self.customers = CustomerStore(self.engine)
         self.keys = ApiKeyStore(self.engine)
         self.audit = AuditLog(self.engine)
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -19,13 +20,14 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ID_LENGTH = 255
-EVENT_ID_LENGTH = 128
+from recsys.data.event_check import EVENT_ID_LENGTH, ID_LENGTH  # what a valid event may hold
+
 ROLES = ("admin", "marketer", "ingest", "read")
 
 
@@ -112,6 +114,7 @@ class UserProfile(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320))
     country: Mapped[str | None] = mapped_column(String(64))
+    time_zone: Mapped[str | None] = mapped_column(String(64))  # IANA name, e.g. Europe/Berlin
     consents: Mapped[dict[str, Any] | None] = mapped_column(JSONObject)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONObject)
     first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -119,6 +122,28 @@ class UserProfile(Base):
     event_count: Mapped[int] = mapped_column(BigInteger, default=0)
     purchase_count: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue: Mapped[float] = mapped_column(Float, default=0.0)
+    # When the customer attributes (not the aggregates) were last written.
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Item(Base):
+    """One catalogue item; ``updated_at`` lets readers pick up changes since a point in time."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_updated_at", "updated_at"),
+        CheckConstraint("stock >= 0", name="ck_items_stock"),
+    )
+
+    item_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[float | None] = mapped_column(Float)
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    stock: Mapped[int | None] = mapped_column(BigInteger)  # stock level, when the shop sends one
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: deleted from the shop
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONObject)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiKey(Base):
