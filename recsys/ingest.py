@@ -15,44 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from recsys.data.errors import DataValidationError
-from recsys.data.records import Rejection, validate_records
-from recsys.store import Store, check_event
+from recsys.data.event_check import validate_events
+from recsys.data.records import Rejection
+from recsys.store import Store
 
 logger = logging.getLogger(__name__)
 
 Subscriber = Callable[[list[dict]], None]
-
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored by every backend (NUL, lone surrogates), or None."""
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"is not valid Unicode (lone surrogate at position {exc.start})"
-    return None
-
-
-def _record_text_problem(record: dict) -> tuple[str, str] | None:
-    """The first field holding unstorable text (keys and nested values included; iterative, so
-    no depth limit). NUL is left to the store's own checks, which name it."""
-    for name, value in record.items():
-        stack = [name, value]
-        while stack:
-            current = stack.pop()
-            if isinstance(current, dict):
-                stack.extend(current.keys())
-                stack.extend(current.values())
-            elif isinstance(current, list):
-                stack.extend(current)
-            elif isinstance(current, str):
-                problem = text_problem(current.replace("\x00", ""))
-                if problem:
-                    shown = str(name).encode("utf-8", "backslashreplace").decode("utf-8")
-                    return shown, f"{shown} {problem}"
-    return None
 
 
 @dataclass
@@ -81,37 +50,12 @@ class EventIngestor:
     def ingest(self, records: Sequence[dict], now: datetime | None = None) -> IngestResult:
         """Validate ``records`` one by one; commit the valid ones in one transaction.
 
-        A record without a timestamp happened ``now`` (default: the current time). Returns only
-        after the commit, so the caller may acknowledge ``accepted`` events.
+        Validation is :func:`recsys.data.event_check.validate_events` (unknown fields, unstorable
+        text, the file rules, the store's limits). A record without a timestamp happened ``now``
+        (default: the current time). Returns only after the commit, so the caller may
+        acknowledge ``accepted`` events.
         """
-        stamp = (now or datetime.now(UTC)).isoformat()
-        records = [
-            r if not isinstance(r, dict) or r.get("timestamp") not in (None, "")
-            else {**r, "timestamp": stamp}
-            for r in records
-        ]  # fmt: skip
-        rejected: list[Rejection] = []
-        usable = []
-        for position, record in enumerate(records):
-            found = _record_text_problem(record) if isinstance(record, dict) else None
-            if found is None:
-                usable.append(position)
-            else:
-                rejected.append(Rejection(position, found[0], found[1]))
-        frame, rejections = validate_records([records[p] for p in usable])
-        rejected += [Rejection(usable[r.index], r.field, r.problem) for r in rejections]
-        rows = []
-        for local, row in zip(frame.index, frame.to_dict("records"), strict=True):
-            position = usable[local]
-            event_id = records[position].get("event_id")
-            row["event_id"] = None if event_id is None else str(event_id)
-            row["item_id"] = row["item_id"] or None
-            row["session_id"] = row["session_id"] or None
-            try:
-                rows.append(check_event(row, row=position))
-            except DataValidationError as exc:
-                rejected.append(Rejection(position, exc.column, exc.problem))
-        rejected.sort(key=lambda r: r.index)
+        rows, rejected = validate_events(records, now=now or datetime.now(UTC))
         if not rows:
             return IngestResult(0, 0, rejected)
         result = self.store.events.append(rows)

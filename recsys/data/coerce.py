@@ -157,7 +157,10 @@ def _json_object(value) -> dict:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"invalid JSON ({exc.msg} at character {exc.pos})") from None
+            raise ValueError(
+                f'must be a JSON object like {{"key": "value"}}, got text that is not '
+                f"JSON (invalid JSON: {exc.msg} at character {exc.pos})"
+            ) from None
     elif isinstance(value, list | np.ndarray) and all(  # Parquet map columns: [(key, value)]
         isinstance(pair, tuple) and len(pair) == 2 for pair in value
     ):

@@ -1,7 +1,9 @@
-"""Validate JSON records one by one (the HTTP event API): keep the valid, reject the rest.
+"""Validate JSON records one by one against a schema: keep the valid, reject the rest.
 
 The rules are those of file loading (:mod:`recsys.data.coerce`), applied column-wise to the whole
 batch at once; only the rejected records are visited one at a time to word their problems.
+Events go through :mod:`recsys.data.event_check`, which adds the record-level rules (unknown
+fields, storable text, the store's limits) around this.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def validate_records(
     """Validate a batch of JSON records against ``schema``, record by record.
 
     Ids may be strings or integers, timestamps ISO-8601 strings or unix seconds, JSON fields
-    (``properties``) objects or JSON text. Fields outside the schema are ignored.
+    (``properties``) objects or JSON text. Fields outside the schema are ignored here (the event
+    validator, :func:`recsys.data.event_check.validate_events`, refuses them).
 
     Parameters
     ----------

@@ -14,8 +14,9 @@ with :data:`erasure_hooks`, normally at import time of the module that owns the 
 :func:`erase_user` runs every registered hook, writes the ``erasures`` receipt row and an
 audit record, all in ONE transaction: either all of the user's rows are gone or none are.
 The receipt and the audit record carry a SHA-256 hash of the user id, never the id, so
-nothing left in the database names the user. ``EventStore.export_frame`` checks those hashes,
-so training never sees an erased user again, even if old events are re-delivered later.
+nothing left in the database names the user. :func:`drop_erased` removes those users from a
+frame; ``EventStore.export_frame`` and training use it, so training never sees an erased user
+again, even if old events are re-delivered later.
 
 In-memory state (session vectors, caches in the serving process) is not a database hook:
 the serving layer clears it itself after :func:`erase_user` returns.
@@ -26,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
@@ -39,6 +40,7 @@ from recsys.store.tables import AuditEntry, Erasure, Event, UserProfile, utcnow
 logger = logging.getLogger(__name__)
 
 ErasureHook = Callable[[Session, str], int]
+FrameT = TypeVar("FrameT")
 ERASE_ACTION = "user.erase"
 
 
@@ -106,6 +108,31 @@ erasure_hooks.register("audit_log_targets", _pseudonymise_audit)
 def erased_hashes(session: Session) -> set[str]:
     """Hashes of every erased user."""
     return set(session.scalars(select(Erasure.user_hash).distinct()))
+
+
+def drop_erased(frame: FrameT, hashes: Collection[str]) -> FrameT:
+    """``frame`` without the rows of erased users (the store's export and training both use it).
+
+    Parameters
+    ----------
+    frame : DataFrame or None
+        Any table with a ``user_id`` column (events, users); returned as is when it has none.
+    hashes : collection of str
+        :func:`user_hash` es of the erased users (:func:`erased_hashes`).
+
+    Returns
+    -------
+    DataFrame or None
+        The rows of users not erased, re-indexed from 0; ``frame`` itself when nobody was dropped.
+    """
+    if frame is None or not hashes or "user_id" not in frame or not len(frame):
+        return frame
+    users = frame["user_id"].astype(str)
+    gone = {u for u in users.unique() if user_hash(u) in hashes}
+    if not gone:
+        return frame
+    logger.info("dropped the rows of %d erased user(s)", len(gone))
+    return frame[~users.isin(gone)].reset_index(drop=True)
 
 
 def is_erased(session: Session, user_id: str) -> bool:

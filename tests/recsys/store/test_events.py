@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from recsys.data.errors import DataValidationError
+from recsys.data.event_check import validate_event
 from recsys.data.schemas import EVENTS, USERS
 from recsys.data.validate import validate_frame
-from recsys.store import EventStore, ProfileStore, check_event, read_session
+from recsys.store import EventStore, ProfileStore, read_session
 from recsys.store.tables import Event, UserProfile
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)  # the conftest's t0
@@ -254,8 +255,8 @@ def test_concurrent_writers_lose_nothing(store_db, make_events):
     assert sum(profiles.get(f"user-{u}")["event_count"] for u in range(5)) == writers * batches * 50
 
 
-def test_check_event_normalises_one_record(t0):
-    row = check_event(
+def test_validate_event_normalises_one_record(t0):
+    row = validate_event(
         {"user_id": "u", "event_type": "open", "timestamp": "2024-03-01T12:00:00+01:00",
          "properties": '{"campaign": "c1"}', "value": 3, "session_id": ""},
         row=7,
@@ -265,8 +266,19 @@ def test_check_event_normalises_one_record(t0):
     assert row["item_id"] is None and row["session_id"] is None and row["quantity"] == 1
     assert row["properties"] == {"campaign": "c1"} and row["value"] == 3.0
     with pytest.raises(DataValidationError) as err:
-        check_event({"user_id": "u", "item_id": "i"}, row=7, source="<request>")
-    assert str(err.value) == "<request>, row 7, column 'timestamp': missing timestamp"
+        validate_event({"user_id": "u", "item_id": "i"}, row=7, source="<request>")
+    assert str(err.value) == (
+        "<request>, row 7, column 'timestamp': missing required field 'timestamp'"
+    )
+
+
+def test_append_refuses_the_whole_batch_naming_the_first_bad_record(store, t0):
+    good = {"user_id": "u", "item_id": "i", "timestamp": t0}
+    with pytest.raises(DataValidationError) as err:
+        store.events.append([good, {**good, "colour": "red"}])
+    assert (err.value.row, err.value.column) == (2, "colour")
+    assert "unknown field 'colour'" in err.value.problem
+    assert store.events.count() == 0
 
 
 def test_users_frame_upsert(store):
