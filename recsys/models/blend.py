@@ -25,10 +25,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recsys.data.frame import pd
 from recsys.data.interactions import SparseRows
 from recsys.data.schemas import EVENT_TYPES
 from recsys.device import resolve_device
+from recsys.models.checks import (
+    check_basket,
+    check_indices,
+    check_k,
+    check_user,
+    event_type_positions,
+)
 from recsys.models.covisit import neighbour_scores
 from recsys.models.two_tower import build_queries
 from recsys.models.weighting import EventWeighting, normalise_rows
@@ -46,11 +52,7 @@ REQUIRED_ARRAYS = (
 
 def event_codes(event_types) -> np.ndarray:
     """Canonical event types as int8 codes (positions in ``EVENT_TYPES``)."""
-    codes = pd.Index(EVENT_TYPES).get_indexer(np.asarray(event_types, dtype=object))
-    if (codes < 0).any():
-        bad = np.asarray(event_types, dtype=object)[codes < 0][0]
-        raise ValueError(f"event_type {bad!r} is not one of {', '.join(EVENT_TYPES)}")
-    return codes.astype(np.int8)
+    return event_type_positions(event_types, EVENT_TYPES).astype(np.int8)
 
 
 @dataclass
@@ -177,8 +179,7 @@ class BlendScorer:
     # ------------------------------------------------------------------ histories
     def user_state(self, user: int) -> UserState:
         """The state of a known user from the history stored with the model."""
-        if not 0 <= user < self.n_users:
-            raise ValueError(f"user index {user} is outside [0, {self.n_users})")
+        user = check_user(user, self.n_users)
         lo, hi = self.history.indptr[user], self.history.indptr[user + 1]
         return UserState(
             int(user),
@@ -193,8 +194,7 @@ class BlendScorer:
         Afterwards the user scores like an unknown user without events. Returns the number of
         stored events removed.
         """
-        if not 0 <= user < self.n_users:
-            raise ValueError(f"user index {user} is outside [0, {self.n_users})")
+        user = check_user(user, self.n_users)
         lo, hi = int(self.history.indptr[user]), int(self.history.indptr[user + 1])
         self.user_vectors[user] = 0.0
         if hi > lo:
@@ -227,9 +227,9 @@ class BlendScorer:
 
     def state_histories(self, states: Sequence[UserState]):
         """(users, query histories, blend histories) tensors of a batch of states."""
-        users = torch.tensor([-1 if s.user is None else int(s.user) for s in states])
-        if len(users) and (int(users.max()) >= self.n_users):
-            raise ValueError(f"user index {int(users.max())} is outside [0, {self.n_users})")
+        users = torch.tensor(
+            [-1 if s.user is None else check_user(s.user, self.n_users) for s in states]
+        )
         out = []
         for weighting in (self.query_weighting, self.history_weighting):
             dense = torch.zeros(len(states), self.n_items)
@@ -237,8 +237,7 @@ class BlendScorer:
                 # ages from the state's latest event: histories are normalised, so only relative
                 # ages matter, and a long-absent user's weights cannot underflow to zero
                 items, weights = weighting.history(s.items, s.timestamps, s.event_types)
-                if len(items) and (items.min() < 0 or items.max() >= self.n_items):
-                    raise ValueError(f"item indices must be in [0, {self.n_items})")
+                check_indices(items, self.n_items)
                 dense[row, torch.from_numpy(items)] = torch.from_numpy(weights)
             out.append(dense.to(self.device))
         return users, out[0], out[1]
@@ -297,9 +296,7 @@ class BlendScorer:
 
     def score_candidates(self, state: UserState, candidates) -> np.ndarray:
         """Scores of ``candidates`` (item indices): ``score_states([state])[0, candidates]``."""
-        candidates = np.asarray(candidates, dtype=np.int64).reshape(-1)
-        if len(candidates) and (candidates.min() < 0 or candidates.max() >= self.n_items):
-            raise ValueError(f"candidate item indices must be in [0, {self.n_items})")
+        candidates = check_indices(candidates, self.n_items, "candidate item indices")
         users, hq, hh = self.state_histories([state])
         return self.blend(self.components(users, hq, hh, candidates))[0].cpu().numpy()
 
@@ -324,11 +321,7 @@ class BlendScorer:
 
     def cross_sell_scores(self, basket) -> torch.Tensor:
         """(n_items,) co-purchase + embedding similarity + popularity; basket items ``-inf``."""
-        basket = np.unique(np.asarray(basket, dtype=np.int64).reshape(-1))
-        if len(basket) == 0:
-            raise ValueError("cross-sell needs a non-empty basket")
-        if basket.min() < 0 or basket.max() >= self.n_items:
-            raise ValueError(f"basket item indices must be in [0, {self.n_items})")
+        basket = check_basket(basket, self.n_items)
         index = torch.as_tensor(basket, device=self.device)
         onehot = torch.zeros(1, self.n_items, device=self.device)
         onehot[0, index] = 1.0 / len(basket)
@@ -347,8 +340,7 @@ class BlendScorer:
 
     @staticmethod
     def _top(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
+        k = check_k(k)
         finite = int(torch.isfinite(scores).sum())
         values, index = torch.topk(scores, min(k, finite))
         return index.cpu().numpy(), values.cpu().numpy()

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from recsys.data.interactions import Interactions
-from recsys.models.base import Recommender
+from recsys.models.base import NotFittedError, Recommender
+from recsys.models.checks import check_basket, check_indices, check_k
 from recsys.models.weighting import EventWeighting, normalise_rows
 
 logger = logging.getLogger(__name__)
@@ -232,11 +233,8 @@ class CoVisitationModel(Recommender):
     def neighbours(self, items, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of ``items``: (len(items), k) indices (-1 = none) and weights."""
         self._check_fitted()
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        items = torch.as_tensor(np.asarray(items, dtype=np.int64).reshape(-1), device=self.device)
-        if len(items) and (int(items.min()) < 0 or int(items.max()) >= self.n_items):
-            raise ValueError(f"item indices must be in [0, {self.n_items})")
+        k = check_k(k)
+        items = torch.as_tensor(check_indices(items, self.n_items), device=self.device)
         index, values = self.index[items][:, :k], self.values[items][:, :k]
         if index.shape[1] < k:
             pad = k - index.shape[1]
@@ -247,11 +245,7 @@ class CoVisitationModel(Recommender):
     def score_basket(self, basket, weights=None) -> torch.Tensor:
         """Cross-sell scores (n_items,) for a basket; the basket's own items get ``-inf``."""
         self._check_fitted()
-        basket = np.unique(np.asarray(basket, dtype=np.int64).reshape(-1))
-        if len(basket) == 0:
-            raise ValueError("cross-sell needs a non-empty basket")
-        if basket.min() < 0 or basket.max() >= self.n_items:
-            raise ValueError(f"basket item indices must be in [0, {self.n_items})")
+        basket = check_basket(basket, self.n_items)
         history = torch.zeros(1, self.n_items, device=self.device)
         w = torch.ones(len(basket)) if weights is None else torch.as_tensor(weights).float()
         history[0, torch.as_tensor(basket, device=self.device)] = w.to(self.device)
@@ -261,8 +255,6 @@ class CoVisitationModel(Recommender):
 
     def _check_fitted(self) -> None:
         if self.index is None:
-            from recsys.models.base import NotFittedError
-
             raise NotFittedError(f"{self.name} is not fitted; call fit() first")
 
     def to_arrays(self) -> dict[str, np.ndarray]:

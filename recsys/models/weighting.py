@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from recsys.data.frame import pd
 from recsys.data.interactions import Interactions, SparseRows
 from recsys.data.schemas import EVENT_TYPES
+from recsys.models.checks import check_event_arrays, check_indices, event_type_positions
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -113,17 +113,8 @@ class EventWeighting:
 
     def type_weights(self, event_types) -> np.ndarray:
         """Weight of each event's type (float64); unknown types raise ``ValueError``."""
-        types = np.asarray(event_types, dtype=object)
-        names = list(self.event_weights)
         values = np.asarray(list(self.event_weights.values()), dtype=np.float64)
-        pos = pd.Index(names).get_indexer(types)  # hashing: fast on 50M object entries
-        bad = pos < 0
-        if bad.any():
-            raise ValueError(
-                f"event_type {types[np.flatnonzero(bad)[0]]!r} is not a canonical event type "
-                f"({', '.join(EVENT_TYPES)})"
-            )
-        return values[pos]
+        return values[event_type_positions(event_types, self.event_weights)]
 
     def weigh(self, users, items, timestamps=None, event_types=None, now=None) -> WeightedHistories:
         """Weighted histories of many users at once (vectorised).
@@ -153,10 +144,7 @@ class EventWeighting:
             else np.asarray(timestamps, dtype=np.float64)
         )
         base = np.ones(n) if event_types is None else self.type_weights(event_types)
-        if len(times) != n or len(base) != n:
-            raise ValueError("timestamps and event_types must have one entry per event")
-        if not np.isfinite(times).all():
-            raise ValueError("timestamps must be finite numbers (unix seconds)")
+        check_event_arrays(n, times, base)
         keep = base > 0
         users, items, times, base = users[keep], items[keep], times[keep], base[keep]
         if len(users) == 0:
@@ -224,9 +212,7 @@ class EventWeighting:
 def dense_history(items, weights, n_items: int, device="cpu") -> torch.Tensor:
     """One weighted history as a dense (1, n_items) float32 tensor."""
     out = torch.zeros(1, n_items, dtype=torch.float32)
-    items = torch.as_tensor(np.asarray(items, dtype=np.int64))
-    if len(items) and (int(items.min()) < 0 or int(items.max()) >= n_items):
-        raise ValueError(f"item indices must be in [0, {n_items}); got {items.tolist()[:5]}...")
+    items = torch.as_tensor(check_indices(items, n_items))
     out[0].index_put_((items,), torch.as_tensor(np.asarray(weights, np.float32)), accumulate=True)
     return out.to(device)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.models.blend import BlendScorer, UserState
+from recsys.models.checks import check_basket, check_event_arrays, check_indices, check_user
 from recsys.models.weighting import SECONDS_PER_DAY, EventWeighting
 
 
@@ -77,12 +78,8 @@ class RequestScorer:
     def prepare(self, state: UserState) -> PreparedState:
         """Weigh ``state``'s events once (query and blend histories) and build its query."""
         scorer = self.scorer
-        user = None if state.user is None else int(state.user)
-        if user is not None and not 0 <= user < scorer.n_users:
-            raise ValueError(f"user index {user} is outside [0, {scorer.n_users})")
-        items = np.asarray(state.items, dtype=np.int64).reshape(-1)
-        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
-            raise ValueError(f"item indices must be in [0, {self.n_items})")
+        user = None if state.user is None else check_user(state.user, scorer.n_users)
+        items = check_indices(state.items, self.n_items)
         (qi, qw), (hi, hw) = weigh_history(
             (scorer.query_weighting, scorer.history_weighting),
             items, state.timestamps, state.event_types,
@@ -100,9 +97,7 @@ class RequestScorer:
         """Blend scores (float32) of ``candidates`` (item indices) for one state."""
         if isinstance(state, UserState):
             state = self.prepare(state)
-        cand = np.asarray(candidates, dtype=np.int64).reshape(-1)
-        if len(cand) and (cand.min() < 0 or cand.max() >= self.n_items):
-            raise ValueError(f"candidate item indices must be in [0, {self.n_items})")
+        cand = check_indices(candidates, self.n_items, "candidate item indices")
         scorer = self.scorer
         weights, scales = scorer.weights, scorer.scales
         full = 4 * len(cand) >= self.n_items  # cheaper to score everything, then pick
@@ -141,11 +136,7 @@ class RequestScorer:
     # ------------------------------------------------------------------ item to item
     def cross_sell(self, basket) -> np.ndarray:
         """``BlendScorer.cross_sell_scores`` as float32 numpy: basket items ``-inf``."""
-        basket = np.unique(np.asarray(basket, dtype=np.int64).reshape(-1))
-        if len(basket) == 0:
-            raise ValueError("cross-sell needs a non-empty basket")
-        if basket.min() < 0 or basket.max() >= self.n_items:
-            raise ValueError(f"basket item indices must be in [0, {self.n_items})")
+        basket = check_basket(basket, self.n_items)
         share = np.full(len(basket), 1.0 / len(basket), dtype=np.float32)
         centre = share @ self.unit_items[basket]
         centre /= max(float(np.linalg.norm(centre)), 1e-12)
@@ -217,10 +208,7 @@ def weigh_history(weightings: Sequence[EventWeighting], items, timestamps=None, 
             base = np.fromiter((table[t] for t in event_types), dtype=np.float64, count=n)
         except (KeyError, TypeError, ValueError):
             base = first.type_weights(event_types)  # raises the clear error (or a length one)
-    if len(times) != n or len(base) != n:
-        raise ValueError("timestamps and event_types must have one entry per event")
-    if not np.isfinite(times).all():
-        raise ValueError("timestamps must be finite numbers (unix seconds)")
+    check_event_arrays(n, times, base)
     keep = base > 0
     if not keep.all():
         items, times, base = items[keep], times[keep], base[keep]
