@@ -23,7 +23,7 @@ from serving.deps import AppState
 from serving.limits import BodySizeLimit
 from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.model_client import ModelClient
-from serving.routes import admin, events, health, recommendations, users
+from serving.routes import admin, events, health, items, recommendations, users
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         openapi_tags=[
             {"name": "recommendations", "description": "Personalised, similar items, cross-sell."},
             {"name": "events", "description": "Event ingestion (committed before the answer)."},
-            {"name": "users", "description": "Erasure of a customer's data."},
+            {"name": "items", "description": "The catalogue: upsert, read, deactivate items."},
+            {"name": "users", "description": "Customer attributes and consents; erasure."},
             {"name": "admin", "description": "Model version and hot reload."},
             {"name": "health", "description": "Open probes."},
         ],
@@ -119,6 +120,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return _problem(500, "internal error; the server log has the details")
 
-    for module in (recommendations, events, users, admin, health):
+    # items after recommendations: /items/{id}/similar must win over /items/{id:path}.
+    for module in (recommendations, items, events, users, admin, health):
         app.include_router(module.router)
     return app
