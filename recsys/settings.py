@@ -18,7 +18,6 @@ RECSYS_LOG_LEVEL              ``WARNING`` for the CLI, ``INFO`` for the service
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Literal
 
@@ -69,9 +68,9 @@ if BaseSettings is not None:
             default=None, description="Logging level (CLI default WARNING, service INFO)."
         )
 
-    @functools.cache
     def get_settings() -> CommonSettings:
-        """The process's shared settings, read from the environment on first use.
+        """The process's shared settings, read from the environment now (cheap; tests and
+        notebooks may change the environment between calls).
 
         Raises
         ------

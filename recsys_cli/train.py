@@ -13,6 +13,12 @@ def train(
     config: Path = typer.Option(..., "--config", help="Training YAML, e.g. configs/train.yaml."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    from_store: bool = typer.Option(
+        False,
+        "--from-store",
+        help="Train on the events, catalogue and customers in the store (RECSYS_DATABASE_URL "
+        "or data.database_url) instead of the config's files.",
+    ),
 ) -> None:
     """Train the default model, evaluate it with baselines under the fixed protocol, log to MLflow,
     register a version (alias challenger) and promote it to champion only if it is better."""
@@ -23,7 +29,7 @@ def train(
     logging.getLogger("recsys").setLevel(logging.INFO)
     logging.getLogger("training").setLevel(logging.INFO)
     try:
-        parsed = load_config(config)
+        parsed = load_config(config, from_store=from_store)
         outcome = run_training(parsed, progress=not no_progress and not as_json)
     except (ConfigError, RegistryUnavailableError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recsys.errors import InvalidInputError
 
@@ -20,16 +27,30 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    interactions: Path = Field(
-        description="Events file, MovieLens u.data/ratings.csv or Groceries."
+    source: Literal["files", "store"] = Field(
+        default="files",
+        description="files: the paths below; store: events, items and customers collected by "
+        "the service (database_url, else RECSYS_DATABASE_URL).",
+    )
+    interactions: Path | None = Field(
+        default=None,
+        description="Events file, MovieLens u.data/ratings.csv or Groceries (source: files).",
     )
     items: Path | None = None
     users: Path | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     delimiter: str | None = None
     database_url: str | None = Field(
-        default=None, description="Store whose erasures are excluded (default RECSYS_DATABASE_URL)."
+        default=None,
+        description="The store read with source: store, and whose erasures are excluded "
+        "(default RECSYS_DATABASE_URL).",
     )
+
+    @model_validator(mode="after")
+    def _interactions_for_files(self) -> DataConfig:
+        if self.source == "files" and self.interactions is None:
+            raise ValueError("interactions: required key is missing (or set source: store)")
+        return self
 
 
 class EvaluationConfig(_Strict):
@@ -91,7 +112,7 @@ def _describe(error: ValidationError, source: str) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "<root>"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling)"
         elif item["type"] == "missing":
@@ -114,8 +135,9 @@ def parse_config(raw: dict, source: str = "<config>") -> TrainConfig:
     return config
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a YAML training configuration."""
+def load_config(path: str | Path, *, from_store: bool = False) -> TrainConfig:
+    """Read and validate a YAML training configuration; ``from_store`` sets ``data.source``
+    to ``store`` (the file paths are then ignored)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: configuration file does not exist")
@@ -123,4 +145,8 @@ def load_config(path: str | Path) -> TrainConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw or {}, str(path))
+    raw = raw or {}
+    if from_store and isinstance(raw, dict):
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        raw = {**raw, "data": {**data, "source": "store"}}
+    return parse_config(raw, str(path))

@@ -8,6 +8,7 @@ import os
 from recsys.data.adapters import Dataset, load_dataset
 from recsys.data.frame import pd
 from recsys.data.loaders import load_items, load_users
+from recsys.errors import InvalidInputError
 from recsys.settings import DEFAULT_DATABASE_URL, get_settings
 from training.config import TrainConfig
 
@@ -36,13 +37,23 @@ def _drop_erased(frame: pd.DataFrame | None, hashes: set[str]) -> pd.DataFrame |
     return frame[~frame["user_id"].isin(gone)].reset_index(drop=True)
 
 
-def load_training_data(config: TrainConfig) -> Dataset:
-    """Events (and optional item/user tables) of ``config.data``, erased users removed.
+def load_training_data(config: TrainConfig, progress: bool = False) -> Dataset:
+    """Events (and optional item/user tables) of ``config.data``, erased users removed:
+    the configured files, or the store's events, catalogue and customers (``source: store``).
 
     The store consulted for erasures is ``data.database_url``, else ``RECSYS_DATABASE_URL``, else
     the default ``sqlite:///var/recsys.db`` when that file exists.
     """
     data = config.data
+    if data.source == "store":
+        from recsys.store import Store
+        from training.store_source import load_store_dataset
+
+        store = Store.open(data.database_url or get_settings().database_url)
+        try:
+            return load_store_dataset(store, progress=progress)
+        finally:
+            store.close()
     dataset = load_dataset(
         data.interactions, columns=data.columns or None, delimiter=data.delimiter
     )
@@ -57,5 +68,5 @@ def load_training_data(config: TrainConfig) -> Dataset:
     dataset.events = _drop_erased(dataset.events, hashes)
     dataset.users = _drop_erased(dataset.users, hashes)
     if dataset.events.empty:
-        raise ValueError(f"{data.interactions}: no interactions left to train on")
+        raise InvalidInputError(f"{data.interactions}: no interactions left to train on")
     return dataset

@@ -177,7 +177,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainOutcome:
     build_model(config)  # configuration errors surface before any data is read
     _seed(config.seed)
     started = time.perf_counter()
-    dataset = load_training_data(config)
+    dataset = load_training_data(config, progress=progress)
     split = temporal_split(dataset.events)
     fingerprint = data_fingerprint(dataset.events)
     metric, ks = config.evaluation.metric, config.evaluation.k
