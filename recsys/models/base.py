@@ -9,7 +9,7 @@ import torch
 
 from recsys.data.interactions import Interactions, SparseRows
 from recsys.device import resolve_device
-from recsys.errors import ConflictError
+from recsys.errors import ConflictError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Recommender(ABC):
     def fit(self, train: Interactions, items=None, users=None) -> Recommender:
         """Fit on ``train``; ``items``/``users`` are the optional catalogue and customer tables."""
         if len(train) == 0:
-            raise ValueError(f"{self.name}: cannot fit on zero interactions")
+            raise InvalidInputError(f"{self.name}: cannot fit on zero interactions")
         self.n_items = train.n_items
         self._history = train.matrix()
         self._fit(train, items=items, users=users)

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import torch
 
+from recsys.errors import InvalidInputError
 from recsys.models.base import Recommender, gram_matrix
 
 
 class ItemKNNModel(Recommender):
-    """score(u, j) = sum over the user's items i of sim(i, j); cosine similarity, top-k per i."""
+    """score(u, j) = sum over the user's items i of sim(i, j); cosine similarity, top-k per i.
+
+    Parameters
+    ----------
+    neighbours : int
+        Neighbours kept per item (the rest of its similarity row is zero).
+    shrink : float
+        Added to the cosine's denominator, damping similarities of rarely seen items.
+    device : str or torch.device
+        Where the similarity matrix lives and scoring runs.
+    """
 
     name = "itemknn"
 
     def __init__(self, neighbours: int = 100, shrink: float = 0.0, device="auto") -> None:
         super().__init__(device)
         if neighbours <= 0:
-            raise ValueError(f"ItemKNN neighbours must be positive, got {neighbours}")
+            raise InvalidInputError(f"ItemKNN neighbours must be positive, got {neighbours}")
         self.neighbours = int(neighbours)
         self.shrink = float(shrink)
         self.similarity: torch.Tensor | None = None
