@@ -72,9 +72,16 @@ def _catalogue_and_customers(conn: Connection) -> None:
     add_column(conn, "user_profiles", profiles.c.updated_at)
 
 
+def _segments(conn: Connection) -> None:
+    from recsys.store import segments  # registers its tables on Base.metadata
+
+    create_tables(conn, *segments.TABLES)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "events, user_profiles, api_keys, audit_log, erasures", _initial),
     Migration(2, "items; user_profiles.time_zone and updated_at", _catalogue_and_customers),
+    Migration(3, "customer_aggregates and segment tables", _segments),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from recsys.data.errors import DataValidationError
 from recsys.store.db import dialect_insert, is_postgres, read_session, write_session
 from recsys.store.frames import is_frame
+from recsys.store.profile_aggregates import fold_events
 from recsys.store.tables import UserProfile
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def add_event_aggregates(session: Session, rows: Iterable[Mapping[str, Any]]) ->
     Runs in the caller's transaction; returns the number of profiles touched. Users are
     upserted in id order so concurrent appends lock profile rows in the same order.
     """
+    rows = list(rows)
     totals: dict[str, _Totals] = {}
     for row in rows:
         ts = row["timestamp"]
@@ -89,6 +91,7 @@ def add_event_aggregates(session: Session, rows: Iterable[Mapping[str, Any]]) ->
         },
     )
     session.execute(stmt, values)
+    fold_events(session, rows)  # the aggregates segments need, in the same transaction
     return len(values)
 
 

@@ -16,12 +16,13 @@ from recsys.store.events import EventStore
 from recsys.store.keys import ApiKeyStore
 from recsys.store.migrations import init_schema
 from recsys.store.profiles import ProfileStore
+from recsys.store.segments import SegmentStore
 
 
 @dataclass
 class Store:
     """The store's parts over one engine: ``events``, ``profiles``, ``items`` (the catalogue),
-    ``customers`` (customer attributes), ``keys``, ``audit``.
+    ``customers`` (customer attributes), ``keys``, ``audit``, ``segments``.
 
     Build it with :meth:`open` (engine + schema migration) or from an existing engine.
     """
@@ -33,6 +34,7 @@ class Store:
     customers: CustomerStore = field(init=False)
     keys: ApiKeyStore = field(init=False)
     audit: AuditLog = field(init=False)
+    segments: SegmentStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.events = EventStore(self.engine)
@@ -41,6 +43,7 @@ class Store:
         self.customers = CustomerStore(self.engine)
         self.keys = ApiKeyStore(self.engine)
         self.audit = AuditLog(self.engine)
+        self.segments = SegmentStore(self.engine)
 
     @classmethod
     def open(cls, url: str | None = None, **engine_kwargs: Any) -> Store:

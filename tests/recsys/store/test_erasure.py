@@ -46,6 +46,7 @@ def test_erasure_leaves_no_row_of_the_user_in_any_table(engine, store, make_even
     assert {name for name, _ in _rows_naming(engine, VICTIM)} == {
         "events",
         "user_profiles",
+        "customer_aggregates",
         "audit_log",
     }
     receipt = store.erase_user(VICTIM, actor="key:1:rk_abc")

@@ -1,0 +1,326 @@
+"""Segment tables: definitions, memberships, the segment-event outbox and small state values.
+
+``segment_events`` is the outbox campaigns consume in ``id`` order: every entry into or exit
+from a segment is written there in the same transaction as the membership change
+(:meth:`SegmentStore.apply_changes`). ``segment_state`` keeps named JSON values the segment jobs
+share (RFM quintile edges, the time of the last sweep, cluster centroids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Engine,
+    Index,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from recsys.data.event_check import ID_LENGTH
+from recsys.errors import ConflictError, NotFoundError
+from recsys.store.db import dialect_insert, read_session, write_session
+from recsys.store.erasure import erasure_hooks
+from recsys.store.profile_aggregates import CustomerAggregate
+from recsys.store.tables import Base, BigId, JSONObject, UTCDateTime, utcnow
+
+SEGMENT_ID_LENGTH = 64
+KINDS = ("rule", "static", "rfm")
+
+
+class SegmentRow(Base):
+    """One segment: a rule (``definition``), a static list (audiences) or a built-in RFM group."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), default="rule")
+    definition: Mapped[dict[str, Any] | None] = mapped_column(JSONObject)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SegmentMember(Base):
+    """A customer currently in a segment."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_user", "user_id"),)
+
+    segment_id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    score: Mapped[float | None] = mapped_column()  # audiences: the affinity/similarity score
+
+
+class SegmentEvent(Base):
+    """One entry into or exit from a segment (the outbox campaigns read in id order)."""
+
+    __tablename__ = "segment_events"
+    __table_args__ = (
+        Index("ix_segment_events_segment_at", "segment_id", "at"),
+        Index("ix_segment_events_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    segment_id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH))
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(8))  # "entry" | "exit"
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cause: Mapped[str] = mapped_column(String(16), default="event")  # event|sweep|refresh|...
+
+
+class SegmentState(Base):
+    """A named JSON value shared by the segment jobs (RFM edges, last sweep ...)."""
+
+    __tablename__ = "segment_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONObject)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+TABLES = ("customer_aggregates", "segments", "segment_members", "segment_events", "segment_state")
+
+
+def _segment_dict(row: SegmentRow) -> dict[str, Any]:
+    return {a.key: getattr(row, a.key) for a in SegmentRow.__mapper__.column_attrs}
+
+
+class SegmentStore:
+    """Segment definitions, memberships and the segment-event outbox.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        From :func:`recsys.store.make_engine`, schema initialised.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- definitions ----------------------------------------------------------------------
+    def create(self, segment: dict[str, Any], session: Session | None = None) -> dict[str, Any]:
+        """Insert a segment (keys of :class:`SegmentRow`); ``ConflictError`` if the id exists."""
+        with _session(self.engine, session) as s:
+            if s.get(SegmentRow, segment["id"]) is not None:
+                raise ConflictError(f"segment {segment['id']!r} already exists")
+            row = SegmentRow(**segment)
+            s.add(row)
+            s.flush()
+            return _segment_dict(row)
+
+    def update(self, segment_id: str, changes: dict[str, Any], session: Session | None = None):
+        """Change fields of a segment; returns it. ``NotFoundError`` if there is none."""
+        with _session(self.engine, session) as s:
+            row = s.get(SegmentRow, segment_id)
+            if row is None:
+                raise NotFoundError(f"no segment {segment_id!r}")
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            s.flush()
+            return _segment_dict(row)
+
+    def delete(self, segment_id: str, session: Session | None = None) -> int:
+        """Delete a segment and its memberships (its past segment events stay); returns the
+        number of members it had."""
+        with _session(self.engine, session) as s:
+            row = s.get(SegmentRow, segment_id)
+            if row is None:
+                raise NotFoundError(f"no segment {segment_id!r}")
+            stmt = delete(SegmentMember).where(SegmentMember.segment_id == segment_id)
+            members = s.execute(stmt).rowcount
+            s.delete(row)
+            return members
+
+    def get(self, segment_id: str) -> dict[str, Any]:
+        """One segment as a dict; ``NotFoundError`` if there is none."""
+        with read_session(self.engine) as s:
+            row = s.get(SegmentRow, segment_id)
+            if row is None:
+                raise NotFoundError(f"no segment {segment_id!r}")
+            return _segment_dict(row)
+
+    def all(self, session: Session | None = None) -> list[dict[str, Any]]:
+        """Every segment, by id."""
+        with _session(self.engine, session, write=False) as s:
+            return [_segment_dict(r) for r in s.scalars(select(SegmentRow).order_by(SegmentRow.id))]
+
+    # -- memberships ----------------------------------------------------------------------
+    def memberships(self, session: Session, user_ids: Iterable[str]) -> dict[str, set[str]]:
+        """Segment ids of each of ``user_ids`` (in the caller's transaction)."""
+        users = list(user_ids)
+        out: dict[str, set[str]] = {u: set() for u in users}
+        for start in range(0, len(users), 500):
+            stmt = select(SegmentMember.user_id, SegmentMember.segment_id).where(
+                SegmentMember.user_id.in_(users[start : start + 500])
+            )
+            for user, segment in session.execute(stmt):
+                out[user].add(segment)
+        return out
+
+    def apply_changes(
+        self,
+        session: Session,
+        changes: Iterable[tuple[str, str, str, float | None]],
+        at: datetime,
+        cause: str,
+    ) -> int:
+        """Apply ``(segment_id, user_id, "entry"|"exit", score)`` changes and write one segment
+        event each, in the caller's transaction; returns the number of changes."""
+        changes = list(changes)
+        entries = [c for c in changes if c[2] == "entry"]
+        exits = [c for c in changes if c[2] == "exit"]
+        if entries:
+            rows = [
+                {"segment_id": s, "user_id": u, "entered_at": at, "score": x}
+                for s, u, _, x in entries
+            ]
+            stmt = dialect_insert(session, SegmentMember.__table__).on_conflict_do_nothing()
+            session.execute(stmt, rows)
+        for segment_id, user_id, _, _ in exits:
+            session.execute(
+                delete(SegmentMember).where(
+                    SegmentMember.segment_id == segment_id, SegmentMember.user_id == user_id
+                )
+            )
+        if changes:
+            session.execute(
+                insert(SegmentEvent.__table__),
+                [
+                    {"segment_id": s, "user_id": u, "kind": k, "at": at, "cause": cause}
+                    for s, u, k, _ in changes
+                ],
+            )
+        return len(changes)
+
+    def members(self, segment_id: str, after: str | None = None, limit: int = 100) -> list[dict]:
+        """Members of a segment by user id, ``limit`` after the user id ``after`` (keyset
+        pagination: pass the last user id of a page to get the next)."""
+        stmt = select(SegmentMember).where(SegmentMember.segment_id == segment_id)
+        if after is not None:
+            stmt = stmt.where(SegmentMember.user_id > after)
+        stmt = stmt.order_by(SegmentMember.user_id).limit(limit)
+        with read_session(self.engine) as s:
+            return [
+                {"user_id": m.user_id, "entered_at": m.entered_at, "score": m.score}
+                for m in s.scalars(stmt)
+            ]
+
+    def size(self, segment_id: str) -> int:
+        """Number of members of a segment."""
+        stmt = select(func.count()).where(SegmentMember.segment_id == segment_id)
+        with read_session(self.engine) as s:
+            return int(s.scalar(stmt) or 0)
+
+    def user_segments(self, user_id: str) -> list[dict[str, Any]]:
+        """The segments ``user_id`` is in now, with when they entered."""
+        stmt = (
+            select(SegmentMember.segment_id, SegmentMember.entered_at, SegmentRow.name)
+            .join(SegmentRow, SegmentRow.id == SegmentMember.segment_id)
+            .where(SegmentMember.user_id == user_id)
+            .order_by(SegmentMember.segment_id)
+        )
+        with read_session(self.engine) as s:
+            return [
+                {"segment_id": sid, "name": name, "entered_at": at}
+                for sid, at, name in s.execute(stmt)
+            ]
+
+    def events(self, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Segment events with ``id > after_id``, oldest first (what a campaign consumer reads)."""
+        stmt = select(SegmentEvent).where(SegmentEvent.id > after_id).order_by(SegmentEvent.id)
+        with read_session(self.engine) as s:
+            return [
+                {a.key: getattr(e, a.key) for a in SegmentEvent.__mapper__.column_attrs}
+                for e in s.scalars(stmt.limit(limit))
+            ]
+
+    def daily_changes(self, segment_id: str, days: int, now: datetime) -> dict[str, list[int]]:
+        """Entries and exits per UTC day for the last ``days`` days (oldest first)."""
+        start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        stmt = select(SegmentEvent.kind, SegmentEvent.at).where(
+            SegmentEvent.segment_id == segment_id, SegmentEvent.at >= start
+        )
+        entries, exits = [0] * days, [0] * days
+        with read_session(self.engine) as s:
+            for kind, at in s.execute(stmt):
+                day = (at - start).days
+                if 0 <= day < days:
+                    (entries if kind == "entry" else exits)[day] += 1
+        return {"entries": entries, "exits": exits}
+
+    # -- shared state ---------------------------------------------------------------------
+    def get_state(self, name: str, session: Session | None = None) -> dict[str, Any] | None:
+        """The named state value, or ``None``."""
+        with _session(self.engine, session, write=False) as s:
+            row = s.get(SegmentState, name)
+            return None if row is None else dict(row.value)
+
+    def put_state(self, name: str, value: dict[str, Any], session: Session | None = None) -> None:
+        """Write the named state value."""
+        with _session(self.engine, session) as s:
+            stmt = dialect_insert(s, SegmentState.__table__)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"value": value, "updated_at": utcnow()}
+            )
+            s.execute(stmt, {"name": name, "value": value, "updated_at": utcnow()})
+
+    def pending_users(self, limit: int = 1000) -> list[str]:
+        """Customers whose committed events have not been evaluated yet (the watermark)."""
+        stmt = select(CustomerAggregate.user_id).where(CustomerAggregate.pending.is_(True))
+        with read_session(self.engine) as s:
+            return list(s.scalars(stmt.order_by(CustomerAggregate.user_id).limit(limit)))
+
+    def clear_pending(self, session: Session, seqs: dict[str, int]) -> None:
+        """Mark customers evaluated up to the event counts ``seqs`` (newer events keep them
+        pending)."""
+        table = CustomerAggregate.__table__
+        for user_id, seq in seqs.items():
+            session.execute(
+                update(table)
+                .where(table.c.user_id == user_id, table.c.seq == seq)
+                .values(pending=False)
+            )
+
+
+@contextmanager
+def _session(engine: Engine, session: Session | None, write: bool = True) -> Iterator[Session]:
+    """The caller's session, or a new read/write transaction when there is none."""
+    if session is not None:
+        yield session
+        return
+    with (write_session if write else read_session)(engine) as new:
+        yield new
+
+
+def _erase_memberships(session: Session, user_id: str) -> int:
+    return session.execute(delete(SegmentMember).where(SegmentMember.user_id == user_id)).rowcount
+
+
+def _erase_segment_events(session: Session, user_id: str) -> int:
+    return session.execute(delete(SegmentEvent).where(SegmentEvent.user_id == user_id)).rowcount
+
+
+def _erase_aggregates(session: Session, user_id: str) -> int:
+    stmt = delete(CustomerAggregate).where(CustomerAggregate.user_id == user_id)
+    return session.execute(stmt).rowcount
+
+
+erasure_hooks.register("customer_aggregates", _erase_aggregates)
+erasure_hooks.register("segment_members", _erase_memberships)
+erasure_hooks.register("segment_events", _erase_segment_events)
