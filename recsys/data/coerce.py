@@ -225,6 +225,9 @@ def _coerce_categorical(series: pd.Series, col: Column) -> Coerced:
 
 def coerce_column(series: pd.Series, col: Column) -> Coerced:
     """Coerce one raw column to ``col``'s canonical type, collecting (not raising) problems."""
+    if col.kind == "json" and series.dtype != object and pd.api.types.is_string_dtype(series):
+        # JSON text repeats a lot (event properties): parse each distinct text once.
+        series = series.astype("category")
     if isinstance(series.dtype, pd.CategoricalDtype):
         return _coerce_categorical(series, col)
     return COERCERS[col.kind](series, col)
