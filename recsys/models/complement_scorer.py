@@ -16,6 +16,7 @@ no training code) and answers:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,18 @@ class ComplementScorer:
     def category_code(self, name) -> int:
         """The code of category ``name`` (-1 when the model has not seen it)."""
         return self._codes.get(str(name), -1)
+
+    def codes(self, item_ids, categories: Mapping | None) -> list[int]:
+        """Category codes of ``item_ids`` named in ``categories`` (item id -> category name);
+        names the model never saw, and ids without an entry, are skipped."""
+        if not item_ids or categories is None:
+            return []
+        if not isinstance(categories, Mapping):
+            raise InvalidInputError(
+                f"categories must map item ids to category names, got {categories!r}"
+            )
+        codes = [self.category_code(categories[i]) for i in item_ids if i in categories]
+        return [c for c in codes if c >= 0]
 
     def scores(self, items, categories=()) -> np.ndarray:
         """(n_items,) float32 complement scores of a basket; basket items ``-inf``.
@@ -161,17 +174,18 @@ class ComplementScorer:
                 return Intent(np.zeros(self.n_items, np.float32), int(counts.argmax()), share)
         return None
 
-    def adjust(self, candidates, scores, intent: Intent | None) -> np.ndarray:
-        """``scores`` of ``candidates`` moved by ``intent`` (in units of the scores' spread)."""
+    def adjust(self, candidates, scores, intent: Intent | None, unit: float = 1.0) -> np.ndarray:
+        """``scores`` of ``candidates`` moved by ``intent``, in multiples of ``unit`` (the
+        scores' typical spread over items; independent of the candidates, so an item's score
+        does not depend on which other items are scored)."""
         scores = np.asarray(scores, dtype=np.float32)
         if intent is None or len(scores) == 0:
             return scores
         candidates = np.asarray(candidates, dtype=np.int64)
-        finite = scores[np.isfinite(scores)]
-        spread = np.float32(finite.std() if len(finite) > 1 else 1.0) or np.float32(1.0)
-        out = scores + spread * np.float32(COMPLEMENT_SHIFT) * intent.complements[candidates]
+        unit = np.float32(unit if unit > 0 else 1.0)
+        out = scores + unit * np.float32(COMPLEMENT_SHIFT) * intent.complements[candidates]
         if intent.category >= 0 and intent.category_weight:
             weight = DURABLE_DEMOTION if intent.category_weight < 0 else CATEGORY_BOOST
             same = self.category[candidates] == intent.category
-            out[same] += spread * np.float32(weight * intent.category_weight)
+            out[same] += unit * np.float32(weight * intent.category_weight)
         return out.astype(np.float32)

@@ -14,6 +14,8 @@ import torch
 from recsys.data.interactions import Interactions
 from recsys.models.base import NotFittedError, Recommender
 from recsys.models.blend import FORMAT_VERSION, BlendScorer, UserState, event_codes
+from recsys.models.complement_scorer import ComplementScorer
+from recsys.models.complements import ComplementModel, item_categories
 from recsys.models.covisit import CoVisitationModel
 from recsys.models.ease import EASEModel
 from recsys.models.hybrid_search import search_parameters
@@ -50,6 +52,8 @@ class HybridModel(Recommender):
     ease_max_items : int
         EASE is part of the blend only up to this many items (its cost grows with items³).
     covisit_window, covisit_neighbours : co-visitation pair window and neighbours per item.
+    complements : dict or None
+        ``recsys.models.complements.DEFAULT_COMPLEMENT_PARAMS`` overrides (cross-sell).
     max_history : int
         Most recent events kept per user (stored with the model; older ones do not count).
     event_weights : mapping or None
@@ -73,6 +77,7 @@ class HybridModel(Recommender):
         ease_max_items: int = 20_000,
         covisit_window: int = 20,
         covisit_neighbours: int = 100,
+        complements: dict | None = None,
         max_history: int = 200,
         event_weights: dict | None = None,
         params: dict | None = None,
@@ -98,6 +103,9 @@ class HybridModel(Recommender):
         self.ease_l2, self.ease_max_items = float(ease_l2), int(ease_max_items)
         self.covisit_window, self.covisit_neighbours = int(covisit_window), int(covisit_neighbours)
         self.max_history = int(max_history)
+        self.complement_params = ComplementModel(complements).params  # checked here
+        self.complements: dict[str, np.ndarray] = {}
+        self._intents: ComplementScorer | None = None
         self.event_weights = EventWeighting(event_weights or {}).event_weights
         self.params = DEFAULT_PARAMS | dict(params or {})
         self.tune, self.validation_users = bool(tune), int(validation_users)
@@ -145,6 +153,12 @@ class HybridModel(Recommender):
         arrays |= {f"next_{k}": v for k, v in nxt.to_arrays().items()}
         arrays |= {f"cross_{k}": v for k, v in cross.to_arrays().items()}
         arrays["popularity"] = train.item_counts().astype(np.float32)
+        codes, names = item_categories(items, train.item_ids)
+        complements = ComplementModel(
+            self.complement_params, neighbours=self.covisit_neighbours, weighting=base
+        )
+        self.complements = complements.fit(train, codes, names).arrays  # exported by to_arrays
+        self._intents = None
         arrays |= self._history_arrays(train)
         arrays["item_ids"] = np.asarray(train.item_ids).astype(str)
         arrays["user_ids"] = np.asarray(train.user_ids).astype(str)
@@ -174,6 +188,7 @@ class HybridModel(Recommender):
                 "embedding": params["cross_embedding"],
                 "pop": params["cross_pop"],
             },
+            "complements": dict(self.complement_params),
         }
 
     def _history_arrays(self, train: Interactions) -> dict:
@@ -200,7 +215,23 @@ class HybridModel(Recommender):
         return self.scorer
 
     def score(self, users: torch.Tensor) -> torch.Tensor:
-        return self._ready().score_users(users)
+        """Full-catalogue scores of known users, moved by the intent of their latest events
+        (``ComplementScorer.intent``), as the engine moves them."""
+        scorer = self._ready()
+        scores = scorer.score_users(users)
+        if not self.complements:
+            return scores
+        if self._intents is None:
+            self._intents = ComplementScorer(self.complements, scorer.config["complements"])
+        unit = sum(abs(w) for w in scorer.weights.values())
+        everything = np.arange(scorer.n_items)
+        for row, user in enumerate(torch.as_tensor(users).tolist()):
+            state = scorer.user_state(int(user))
+            intent = self._intents.intent(state.items, state.event_types, state.timestamps)
+            if intent is not None:
+                moved = self._intents.adjust(everything, scores[row].cpu().numpy(), intent, unit)
+                scores[row] = torch.from_numpy(moved).to(scores.device)
+        return scores
 
     def retrieval_scores(self, users: torch.Tensor) -> torch.Tensor:
         """The embedding retrieval path alone (query vector . item vectors)."""
@@ -229,14 +260,17 @@ class HybridModel(Recommender):
         return self._ready().cross_sell(basket, k)
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
-        return self._ready().to_arrays()
+        arrays, config = self._ready().to_arrays()
+        return arrays | self.complements, config
 
     @classmethod
     def from_arrays(cls, arrays: dict, config: dict, device="auto") -> HybridModel:
         """A fitted model from ``to_arrays`` output (no training code or data needed)."""
-        model = cls(device=device, tune=False, params=config.get("params"))
+        model = cls(device=device, tune=False, params=config.get("params"),
+                    complements=config.get("complements"))  # fmt: skip
         model.scorer = BlendScorer.from_arrays(arrays, config, device=model.device)
         model.n_items = model.scorer.n_items
+        model.complements = {k: v for k, v in arrays.items() if k.startswith("comp_")}
         return model
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,7 @@ from recsys.data.frame import pd
 from recsys.errors import InvalidInputError, NotFoundError, RecsysError
 from recsys.index import make_index
 from recsys.models.blend import BlendScorer, UserState
+from recsys.models.complement_scorer import ComplementScorer, Intent
 from recsys.recommend.filters import Catalogue, Eligible, Filters
 from recsys.recommend.ranking import first_eligible, top_k
 from recsys.recommend.requests import Answer, RecommendRequest, Request
@@ -56,6 +57,7 @@ class _Plan:
     prepared: PreparedState | None = None  # None: nothing known, popular answer
     candidates: np.ndarray | None = None
     query: np.ndarray | None = None  # set when ANN search should add candidates
+    intent: Intent | None = None  # what the latest events ask of the answer
 
 
 class RecommendationEngine:
@@ -101,6 +103,8 @@ class RecommendationEngine:
         self.model_version = str(model_version)
         self.scorer = BlendScorer.from_arrays(bundle.arrays, bundle.config, device=device)
         self.requests = RequestScorer(self.scorer)
+        settings = bundle.config.get("complements")  # bundles before complements: none
+        self.complements = None if settings is None else ComplementScorer(bundle.arrays, settings)
         self.item_ids = np.asarray(bundle.item_ids, dtype=object).astype(str)
         self.user_ids = np.asarray(bundle.user_ids, dtype=object).astype(str)
         self._items = pd.Index(self.item_ids)
@@ -208,7 +212,7 @@ class RecommendationEngine:
                 chosen, _ = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
                 out.append((chosen, self.requests.prior[chosen].astype(np.float32)))
             else:
-                out.append((plan.candidates, self.requests.score(plan.prepared, plan.candidates)))
+                out.append((plan.candidates, self._score(plan)))
         return out
 
     def _plans(self, requests: Sequence[RecommendRequest]) -> list[_Plan | RecsysError]:
@@ -239,12 +243,16 @@ class RecommendationEngine:
         if state.user is None and len(state.items) == 0:
             return plan  # nothing known: popular in-filter items
         plan.prepared = self.requests.prepare(state)
+        if self.complements is not None:
+            plan.intent = self.complements.intent(state.items, state.event_types, state.timestamps)
         if plan.eligible.count <= self.exact_scoring_limit:
             plan.candidates = plan.eligible.indices()  # few eligible items: score them all
             return plan
         recent = np.asarray(state.items[-RECENT_ITEMS:], dtype=np.int64)
         neighbours = self.requests.next_index[recent].reshape(-1)
         pool = np.concatenate([neighbours[neighbours >= 0], self.popular_candidates])
+        if plan.intent is not None:  # the just-bought item's complements must be candidates
+            pool = np.concatenate([pool, np.argsort(-plan.intent.complements)[: self.n_candidates]])
         plan.candidates = pool.astype(np.int64, copy=False)  # filtered after the ANN search
         plan.query = plan.prepared.query
         return plan
@@ -254,14 +262,31 @@ class RecommendationEngine:
             chosen, scores = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
             strategy = "popular"
         else:
-            scores = self.requests.score(plan.prepared, plan.candidates)
+            scores = self._score(plan)
             chosen, scores = self._rank(plan.candidates, scores, plan.eligible, plan.k)
             strategy = "personalised" if plan.state.user is not None else "session"
         self.recently.record(plan.user_id, chosen)
         return self._answer(chosen, scores, strategy, user_id=plan.user_id)
 
+    def _score(self, plan: _Plan) -> np.ndarray:
+        """Model scores of the plan's candidates, moved by what the customer just did."""
+        return self.adjust(plan.state, plan.candidates, self.requests.score(plan.prepared,
+                           plan.candidates), plan.intent)  # fmt: skip
+
+    def adjust(self, state: UserState, candidates, scores, intent=False) -> np.ndarray:
+        """Model ``scores`` of ``candidates`` moved by the intent of ``state``'s latest events
+        (``recsys.models.complement_scorer``; ``intent`` when already known)."""
+        if self.complements is None:
+            return np.asarray(scores, dtype=np.float32)
+        if intent is False:
+            intent = self.complements.intent(state.items, state.event_types, state.timestamps)
+        # the blend's components are scaled to unit spread: the weights' sum is its spread
+        unit = sum(abs(w) for w in self.scorer.weights.values())
+        return self.complements.adjust(candidates, scores, intent, unit)
+
     def similar_items(self, item_id: str, k: int = 10, filters: Filters | None = None) -> Answer:
-        """Items like ``item_id`` (co-purchase + embedding similarity + popularity prior)."""
+        """Items like ``item_id`` (co-purchase + embedding similarity + popularity prior); what
+        goes with it is :meth:`cross_sell`."""
         k = self._check_k(k)
         item = self.item_index(item_id)
         filters = filters or Filters(exclude_purchased=False)
@@ -277,8 +302,12 @@ class RecommendationEngine:
         user_id: str | None = None,
         events=None,
         filters: Filters | None = None,
+        categories: Mapping[str, str] | None = None,
     ) -> Answer:
-        """What goes with ``basket``; basket items (and the user's purchases) never come back."""
+        """What goes with ``basket`` (learned complements; ``recsys.models.complements``);
+        basket items (and the user's purchases) never come back. ``categories`` may name the
+        category of basket items the model does not know (new items): they get its complements.
+        """
         k = self._check_k(k)
         if isinstance(basket, str) or not isinstance(basket, Sequence | np.ndarray):
             raise InvalidInputError(f"basket must be a list of item ids, got {basket!r}")
@@ -287,7 +316,8 @@ class RecommendationEngine:
         positions = lookup(self._items, [str(i) for i in basket])
         known = np.unique(positions[positions >= 0])
         unknown = [str(i) for i, p in zip(basket, positions, strict=True) if p < 0]
-        if len(known) == 0:
+        hinted = [] if self.complements is None else self.complements.codes(unknown, categories)
+        if len(known) == 0 and not hinted:
             raise UnknownItemError(f"none of the basket items is known: {', '.join(unknown)}")
         filters = filters or Filters()
         excluded = [known]
@@ -295,7 +325,10 @@ class RecommendationEngine:
             state = self.user_state(user_id, events)
             excluded.append(self._excluded(user_id, state, filters))
         eligible = Eligible(self.catalogue.mask(filters), np.concatenate(excluded))
-        scores = self.requests.cross_sell(known)
+        if self.complements is None:
+            scores = self.requests.cross_sell(known)
+        else:
+            scores = self.complements.scores(known, hinted)
         chosen, values = self._rank_catalogue(scores, eligible, k)
         if user_id is not None:
             self.recently.record(user_id, chosen)

@@ -8,7 +8,7 @@ request dataclass plus one engine method.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -72,6 +72,7 @@ class CrossSellRequest(Request):
     user_id: str | None = None
     events: object = None
     filters: Filters | None = None
+    categories: Mapping[str, str] | None = None  # item id -> category of unknown basket items
 
 
 @dataclass

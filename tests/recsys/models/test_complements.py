@@ -84,7 +84,7 @@ def test_intent_after_a_durable_purchase_moves_to_complements(fitted):
     m0 = list(train.item_ids).index("m0")
     intent = scorer.intent([c0], ["purchase"], [0.0])
     assert intent is not None and intent.category_weight < 0
-    adjusted = scorer.adjust([c1, m0], np.array([1.0, 0.0], np.float32), intent)
+    adjusted = scorer.adjust([c1, m0], np.array([1.0, 0.0], np.float32), intent, 0.5)
     assert adjusted[1] > adjusted[0]
     views = scorer.intent([c0, c1], ["view", "view"], [0.0, 10.0])
     assert views.category == scorer.category_code("cameras") and views.category_weight > 0

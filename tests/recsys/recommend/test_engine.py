@@ -16,7 +16,8 @@ BAD_K = [0, -3, 2.5, "10", True, None]
 
 def full_catalogue_top(engine, state: UserState, eligible: np.ndarray, k: int) -> list[str]:
     """Top-k of the model's batched full-catalogue scores among ``eligible`` item indices."""
-    scores = engine.scorer.score_states([state])[0].numpy()
+    everything = np.arange(len(engine.item_ids))
+    scores = engine.adjust(state, everything, engine.scorer.score_states([state])[0].numpy())
     order = np.lexsort((eligible, -scores[eligible]))[:k]
     return list(engine.item_ids[eligible[order]])
 
@@ -204,7 +205,8 @@ def test_served_path_agrees_with_full_catalogue_scoring(make_engine, exact_limit
         assert got == full_catalogue_top(engine, state, everything, 20)
         request = RecommendRequest(str(user), 20, None, NO_FILTERS)
         candidates, scores = engine.candidate_scores([request])[0]
-        reference = engine.scorer.score_states([state])[0].numpy()[candidates]
+        full = engine.scorer.score_states([state])[0].numpy()[candidates]
+        reference = engine.adjust(state, candidates, full)
         assert np.allclose(scores, reference, rtol=1e-5, atol=1e-5)
 
 
@@ -212,7 +214,9 @@ def test_ann_path_answers_carry_the_model_scores(make_engine):
     engine = make_engine(exact_scoring_limit=0, candidates=10, popular_candidates=0)
     for user in engine.user_ids[:10]:
         answer = engine.recommend(str(user), k=10, filters=NO_FILTERS)
-        reference = engine.scorer.score_states([engine.user_state(user)])[0].numpy()
+        state = engine.user_state(user)
+        everything = np.arange(len(engine.item_ids))
+        reference = engine.adjust(state, everything, engine.scorer.score_states([state])[0].numpy())
         got = np.array([row["score"] for row in answer.items])
         expected = reference[[engine.item_index(i) for i in answer.item_ids]]
         assert len(got) == 10 and np.allclose(got, expected, atol=1e-5)
