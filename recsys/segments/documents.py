@@ -1,0 +1,98 @@
+"""Load customers as segments see them: profile, aggregates, RFM group and (when needed) events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recsys.segments.evaluate import Customer, EventView
+from recsys.segments.rfm import group_of
+from recsys.store.profile_aggregates import CustomerAggregate
+from recsys.store.tables import Event, Item, UserProfile
+
+CHUNK = 500  # ids per IN (...) list
+_PROFILE = (
+    "email",
+    "country",
+    "time_zone",
+    "consents",
+    "attributes",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    "purchase_count",
+    "revenue",
+)
+_AGGREGATE = (
+    "last_purchase_at",
+    "last_event",
+    "category_purchases",
+    "category_spend",
+    "cart_quantity",
+    "cart_value",
+    "rfm_r",
+    "rfm_f",
+    "rfm_m",
+    "cluster",
+    "seq",
+)
+
+
+def _chunks(ids: Sequence[str]):
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start : start + CHUNK])
+
+
+def load_customers(
+    session: Session,
+    user_ids: Sequence[str],
+    *,
+    now: datetime,
+    event_types: frozenset[str] = frozenset(),
+    lookback: timedelta | datetime | None = None,
+    static: dict[str, set[str]] | None = None,
+) -> dict[str, Customer]:
+    """The customers ``user_ids`` that have a profile, with their events of ``event_types``
+    since ``lookback`` (a span before ``now``, a time, or ``None`` for all) when any are asked
+    for, and their static segment memberships ``static``."""
+    docs: dict[str, dict[str, Any]] = {}
+    profile_cols = [getattr(UserProfile, n) for n in _PROFILE]
+    aggregate_cols = [getattr(CustomerAggregate, n) for n in _AGGREGATE]
+    for chunk in _chunks(user_ids):
+        stmt = select(UserProfile.user_id, *profile_cols).where(UserProfile.user_id.in_(chunk))
+        for row in session.execute(stmt):
+            docs[row[0]] = dict(zip(_PROFILE, row[1:], strict=True))
+        stmt = select(CustomerAggregate.user_id, CustomerAggregate.cart, *aggregate_cols)
+        for row in session.execute(stmt.where(CustomerAggregate.user_id.in_(chunk))):
+            doc = docs.get(row[0])
+            if doc is not None:
+                doc.update(zip(_AGGREGATE, row[2:], strict=True))
+                doc["cart_items"] = sorted(row[1] or {})
+    for doc in docs.values():
+        doc["rfm_group"] = group_of(doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m"))
+    static = static or {}
+    customers = {
+        u: Customer(u, doc, static=frozenset(static.get(u, ()))) for u, doc in docs.items()
+    }
+    if event_types and customers:
+        _attach_events(session, customers, event_types, lookback, now)
+    return customers
+
+
+def _attach_events(session, customers, event_types, lookback, now) -> None:
+    since = now - lookback if isinstance(lookback, timedelta) else lookback
+    cols = (Event.user_id, Event.event_type, Event.timestamp, Event.item_id, Event.properties)
+    for chunk in _chunks(list(customers)):
+        stmt = (
+            select(*cols, Item.category)
+            .outerjoin(Item, Item.item_id == Event.item_id)
+            .where(Event.user_id.in_(chunk), Event.event_type.in_(sorted(event_types)))
+        )
+        if since is not None:
+            stmt = stmt.where(Event.timestamp >= since)
+        for user, kind, ts, item, props, category in session.execute(stmt):
+            customers[user].events.append(EventView(kind, ts, item, category, props))

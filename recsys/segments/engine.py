@@ -1,0 +1,243 @@
+"""Membership in real time: evaluate customers after their events, sweep the clock, recover.
+
+:meth:`SegmentEngine.on_events` subscribes to :class:`recsys.ingest.EventIngestor`: after an
+event batch is committed it re-evaluates, for each customer in it, the segments that events of
+those types can change, and writes memberships, their entry/exit segment events (the outbox) and
+the customer's evaluation watermark in one transaction. The event transaction marked the customer
+``pending``; only this transaction clears it, so :meth:`recover` finds customers whose events
+were committed but not evaluated (a crash in between) and evaluates them. :meth:`sweep`
+re-evaluates the segments the clock alone can change ("no purchase in 30 days").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from recsys.segments import definitions as d
+from recsys.segments import rfm
+from recsys.segments.documents import load_customers
+from recsys.segments.evaluate import Compiled, Matcher, compile_segments
+from recsys.store import Store, read_session, write_session
+from recsys.store.profile_aggregates import CustomerAggregate
+from recsys.store.segments import SegmentRow
+from recsys.store.tables import UserProfile
+
+logger = logging.getLogger(__name__)
+
+SWEEP_STATE = "sweep"
+CHUNK = 1000  # customers per transaction in sweeps and refreshes
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SegmentEngine:
+    """Evaluates segment membership for a store (one per process; thread-safe for reads).
+
+    Parameters
+    ----------
+    store : Store
+    clock : callable, optional
+        Returns the current UTC time (tests move it forward).
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], datetime] = _now) -> None:
+        self.store, self.clock = store, clock
+        self._version: tuple | None = None
+        self._compiled: dict[str, Compiled] = {}
+        self._static: frozenset[str] = frozenset()
+
+    # -- definitions ----------------------------------------------------------------------
+    def compiled(self, session: Session) -> dict[str, Compiled]:
+        """The active rule segments, analysed (re-read when any definition changed)."""
+        stmt = select(func.count(), func.max(SegmentRow.updated_at))
+        version = tuple(session.execute(stmt).one())
+        if version != self._version:
+            rows = session.execute(
+                select(SegmentRow.id, SegmentRow.kind, SegmentRow.definition, SegmentRow.active)
+            ).all()
+            nodes = {
+                sid: d.parse_definition(defn)
+                for sid, kind, defn, active in rows
+                if active and kind != "static" and defn is not None
+            }
+            self._compiled = compile_segments(nodes)
+            self._static = frozenset(sid for sid, kind, _, _ in rows if kind == "static")
+            self._version = version
+        return self._compiled
+
+    def invalidate(self) -> None:
+        """Forget the analysed definitions (after a change in this process)."""
+        self._version = None
+
+    # -- evaluation -----------------------------------------------------------------------
+    def on_events(self, rows: list[dict]) -> None:
+        """Subscriber of the event path: evaluate the customers of a committed batch."""
+        types: dict[str, set[str]] = {}
+        for row in rows:
+            types.setdefault(row["user_id"], set()).add(row["event_type"])
+        self.evaluate(sorted(types), types, cause="event")
+
+    def evaluate(
+        self,
+        user_ids: list[str],
+        types: dict[str, set[str]] | None = None,
+        *,
+        cause: str,
+        only: set[str] | None = None,
+    ) -> int:
+        """Re-evaluate ``user_ids`` in one transaction and clear their watermark; returns the
+        number of entries and exits written.
+
+        Parameters
+        ----------
+        user_ids : list of str
+        types : dict, optional
+            Event types each customer just performed: only segments those can change are
+            evaluated (default: all segments).
+        cause : str
+            Recorded on the segment events (``event``, ``sweep``, ``refresh``, ``recover``).
+        only : set of str, optional
+            Restrict to these segment ids.
+        """
+        if not user_ids:
+            return 0
+        now = self.clock()
+        with write_session(self.store.engine) as session:
+            return self._evaluate(session, user_ids, types, now, cause, only)
+
+    def _evaluate(self, session, user_ids, types, now, cause, only) -> int:
+        compiled = self.compiled(session)
+        chosen = [c for c in compiled.values() if only is None or c.segment_id in only]
+        selected = {
+            u: [c for c in chosen if c.triggered_by(None if types is None else types.get(u))]
+            for u in user_ids
+        }
+        reading = [c for cs in selected.values() for c in cs if c.needs_events]
+        event_types = frozenset().union(*(c.event_types for c in reading))
+        lookback = _widest((c.lookback for c in reading), now)
+        members = self.store.segments.memberships(session, user_ids)
+        static = {u: m & self._static for u, m in members.items()}
+        customers = load_customers(
+            session, user_ids, now=now, event_types=event_types, lookback=lookback, static=static
+        )
+        if types is not None:
+            self._rescore_rfm(session, customers, types, now)
+        changes = []
+        for user_id, customer in customers.items():
+            matcher, current = Matcher(customer, now, compiled), members[user_id]
+            for c in selected[user_id]:
+                inside, was = matcher.segment(c.segment_id), c.segment_id in current
+                if inside != was:
+                    changes.append((c.segment_id, user_id, "entry" if inside else "exit", None))
+        written = self.store.segments.apply_changes(session, changes, now, cause)
+        seqs = {u: c.doc["seq"] for u, c in customers.items() if c.doc.get("seq") is not None}
+        self.store.segments.clear_pending(session, seqs)
+        return written
+
+    def _rescore_rfm(self, session, customers, types, now) -> None:
+        """Scores of customers who just purchased, against the recorded quintile edges."""
+        buyers = [u for u, t in types.items() if "purchase" in t and u in customers]
+        cut = self.store.segments.get_state(rfm.STATE_NAME, session) if buyers else None
+        if not cut:
+            return
+        table = CustomerAggregate.__table__
+        for user in buyers:
+            doc = customers[user].doc
+            r, f, m = rfm.score_customer(
+                doc.get("last_purchase_at"), doc["purchase_count"], doc["revenue"], cut, now
+            )
+            doc.update(rfm_r=r, rfm_f=f, rfm_m=m, rfm_group=rfm.group_of(r, f, m))
+            stmt = update(table).where(table.c.user_id == user)
+            session.execute(stmt.values(rfm_r=r, rfm_f=f, rfm_m=m))
+
+    def recover(self) -> int:
+        """Evaluate every customer whose committed events were not evaluated yet."""
+        done = 0
+        while users := self.store.segments.pending_users(CHUNK):
+            done += len(users)
+            self.evaluate(users, cause="recover")
+        if done:
+            logger.info("segment evaluation resumed for %d customer(s)", done)
+        return done
+
+    def all_customers(self, chunk: int = CHUNK) -> Iterator[list[str]]:
+        """Every customer id with a profile, in chunks (keyset order)."""
+        after = ""
+        while True:
+            with read_session(self.store.engine) as session:
+                stmt = select(UserProfile.user_id).where(UserProfile.user_id > after)
+                ids = list(session.scalars(stmt.order_by(UserProfile.user_id).limit(chunk)))
+            if not ids:
+                return
+            yield ids
+            after = ids[-1]
+
+    def evaluate_all(self, *, cause: str, only: set[str] | None = None, progress=None) -> int:
+        """Re-evaluate every customer (``only`` these segments); returns entries + exits."""
+        written = 0
+        for ids in self.all_customers():
+            written += self.evaluate(ids, cause=cause, only=only)
+            if progress is not None:
+                progress(len(ids))
+        return written
+
+    def sweep(self) -> int:
+        """Recover, then re-evaluate the time-dependent segments for every customer."""
+        self.recover()
+        with read_session(self.store.engine) as session:
+            timed = {c.segment_id for c in self.compiled(session).values() if c.time_dependent}
+        written = self.evaluate_all(cause="sweep", only=timed) if timed else 0
+        at = self.clock().isoformat()
+        self.store.segments.put_state(SWEEP_STATE, {"at": at, "changes": written})
+        return written
+
+    def sweep_due(self, interval_s: float) -> bool:
+        """Whether the last sweep is older than ``interval_s`` seconds (or never ran)."""
+        last = self.store.segments.get_state(SWEEP_STATE)
+        if not last:
+            return True
+        return (self.clock() - datetime.fromisoformat(last["at"])).total_seconds() >= interval_s
+
+    def preview(self, node: Any, sample: int = 20) -> dict[str, Any]:
+        """Count and a sample of the customers matching an unsaved definition."""
+        now, count, found = self.clock(), 0, []
+        for ids in self.all_customers():
+            with read_session(self.store.engine) as session:
+                compiled = dict(self.compiled(session))
+                compiled["__preview__"] = compile_segments(
+                    {**_nodes(compiled), "__preview__": node}
+                )["__preview__"]
+                c = compiled["__preview__"]
+                members = self.store.segments.memberships(session, ids)
+                static = {u: m & self._static for u, m in members.items()}
+                types = frozenset(c.event_types) if c.needs_events else frozenset()
+                customers = load_customers(
+                    session, ids, now=now, event_types=types, lookback=c.lookback, static=static
+                )
+            for user_id, customer in customers.items():
+                if Matcher(customer, now, compiled).matches(node):
+                    count += 1
+                    if len(found) < sample:
+                        found.append(user_id)
+        return {"count": count, "sample": found}
+
+
+def _nodes(compiled: dict[str, Compiled]) -> dict[str, Any]:
+    return {sid: c.node for sid, c in compiled.items()}
+
+
+def _widest(lookbacks: Iterable[Any], now: datetime) -> Any:
+    starts = []
+    for lookback in lookbacks:
+        if lookback is None:
+            return None
+        starts.append(now - lookback if hasattr(lookback, "total_seconds") else lookback)
+    return min(starts) if starts else None
