@@ -6,10 +6,10 @@ import logging
 import os
 
 from recsys.data.adapters import Dataset, load_dataset
-from recsys.data.frame import pd
 from recsys.data.loaders import load_items, load_users
 from recsys.errors import InvalidInputError
 from recsys.settings import DEFAULT_DATABASE_URL, get_settings
+from recsys.store.erasure import drop_erased
 from training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -22,19 +22,6 @@ def erased_user_hashes(database_url: str | None) -> set[str]:
     from recsys.store import read_erased_hashes
 
     return read_erased_hashes(database_url)
-
-
-def _drop_erased(frame: pd.DataFrame | None, hashes: set[str]) -> pd.DataFrame | None:
-    if frame is None or not hashes or "user_id" not in frame:
-        return frame
-    from recsys.store import user_hash
-
-    users = frame["user_id"].astype(str).unique()
-    gone = {u for u in users if user_hash(u) in hashes}
-    if not gone:
-        return frame
-    logger.info("excluding %d erased user(s) from training", len(gone))
-    return frame[~frame["user_id"].isin(gone)].reset_index(drop=True)
 
 
 def load_training_data(config: TrainConfig, progress: bool = False) -> Dataset:
@@ -65,8 +52,8 @@ def load_training_data(config: TrainConfig, progress: bool = False) -> Dataset:
     if url == DEFAULT_DATABASE_URL and not os.path.exists("var/recsys.db"):
         url = None  # no store yet: nobody was erased
     hashes = erased_user_hashes(url)
-    dataset.events = _drop_erased(dataset.events, hashes)
-    dataset.users = _drop_erased(dataset.users, hashes)
+    dataset.events = drop_erased(dataset.events, hashes)
+    dataset.users = drop_erased(dataset.users, hashes)
     if dataset.events.empty:
         raise InvalidInputError(f"{data.interactions}: no interactions left to train on")
     return dataset

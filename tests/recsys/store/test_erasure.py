@@ -128,3 +128,18 @@ def test_registry_rules():
     registry.unregister("a")
     assert registry.names() == []
     assert {"events", "user_profiles"} <= set(erasure_hooks.names())
+
+
+def test_drop_erased_removes_only_the_erased_users_rows():
+    import pandas as pd
+
+    from recsys.store import drop_erased
+
+    frame = pd.DataFrame({"user_id": ["a", "b", "a", "c"], "item_id": ["1", "2", "3", "4"]})
+    kept = drop_erased(frame, {user_hash("a"), user_hash("nobody")})
+    assert kept["user_id"].tolist() == ["b", "c"] and kept.index.tolist() == [0, 1]
+    assert drop_erased(frame, set()) is frame and drop_erased(None, {user_hash("a")}) is None
+    items = pd.DataFrame({"item_id": ["1"]})
+    assert drop_erased(items, {user_hash("a")}) is items  # no user_id column: nothing to drop
+    numeric = pd.DataFrame({"user_id": [7, 8]})  # ids read as numbers hash as their text
+    assert drop_erased(numeric, {user_hash("7")})["user_id"].tolist() == [8]
