@@ -39,13 +39,6 @@ def test_float_ids_lose_their_point_zero(parquet):
     assert load_events(path)["item_id"].tolist() == ["10", "20"]
 
 
-def test_float_id_with_nan_is_empty(parquet, check_error):
-    path = parquet("e.parquet", {"user_id": [1.0, None], "item_id": ["a", "b"], "timestamp": TS})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 2, "user_id", "empty user_id")
-
-
 @pytest.mark.parametrize("tz", [None, "UTC", "Europe/Berlin"])
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
 def test_datetime_columns(parquet, unit, tz):
@@ -58,22 +51,6 @@ def test_datetime_columns(parquet, unit, tz):
     assert frame["timestamp"].iloc[0] == pd.Timestamp("2020-01-01 12:00", tz="UTC")
 
 
-def test_missing_datetime(parquet, check_error):
-    stamps = pa.array([dt.datetime(2020, 1, 1), None], pa.timestamp("us"))
-    path = parquet("e.parquet", {"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": stamps})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 2, "timestamp", "missing timestamp")
-
-
-def test_datetime_beyond_nanosecond_range(parquet, check_error):
-    stamps = pa.array([dt.datetime(2020, 1, 1), dt.datetime(3000, 1, 1)], pa.timestamp("us"))
-    path = parquet("e.parquet", {"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": stamps})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 2, "timestamp", "outside 1970..2200")
-
-
 def test_dates(parquet):
     path = parquet(
         "e.parquet", {"user_id": ["a"], "item_id": ["x"], "timestamp": [dt.date(2020, 1, 2)]}
@@ -81,47 +58,15 @@ def test_dates(parquet):
     assert load_events(path)["timestamp"].iloc[0] == pd.Timestamp("2020-01-02", tz="UTC")
 
 
-def test_milliseconds_integers(parquet, check_error):
-    path = parquet("e.parquet", {"user_id": [1], "item_id": [2], "timestamp": [1_600_000_000_000]})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 1, "timestamp", "looks like milliseconds")
-
-
-def test_boolean_timestamp_is_the_wrong_type(parquet, check_error):
-    path = parquet("e.parquet", {"user_id": [1], "item_id": [2], "timestamp": [True]})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 1, "timestamp", "got a boolean")
-
-
 def test_bools_with_nulls_take_the_default(parquet):
     path = parquet("i.parquet", {"item_id": ["a", "b", "c"], "in_stock": [True, False, None]})
     assert load_items(path)["in_stock"].tolist() == [True, False, True]
 
 
-def test_floats_with_nan(parquet, check_error):
+def test_floats_with_nan(parquet):
     path = parquet("i.parquet", {"item_id": ["a", "b"], "price": [1.5, float("nan")]})
     price = load_items(path)["price"]
     assert price.iloc[0] == 1.5 and np.isnan(price.iloc[1])
-    bad = parquet("j.parquet", {"item_id": ["a", "b"], "price": [1.5, float("inf")]})
-    with pytest.raises(DataValidationError) as exc:
-        load_items(bad)
-    check_error(exc, bad, 2, "price", "price must be finite")
-
-
-def test_negative_numbers(parquet, check_error):
-    path = parquet("i.parquet", {"item_id": ["a", "b"], "price": [1.5, -1.0]})
-    with pytest.raises(DataValidationError) as exc:
-        load_items(path)
-    check_error(exc, path, 2, "price", "price must be >= 0, got -1")
-    qty = pa.array([1, -3], pa.int32())
-    path = parquet(
-        "e.parquet", {"user_id": [1, 2], "item_id": [1, 2], "timestamp": TS, "quantity": qty}
-    )
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 2, "quantity", "quantity must be >= 0, got -3")
 
 
 def test_null_quantity_takes_the_default(parquet):
@@ -148,13 +93,6 @@ def test_json_columns(parquet, properties):
     assert load_events(path)["properties"].tolist() == ['{"a":1}']
 
 
-def test_list_as_an_id_is_the_wrong_type(parquet, check_error):
-    path = parquet("e.parquet", {"user_id": [[1]], "item_id": ["x"], "timestamp": TS[:1]})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 1, "user_id", "got a JSON array")
-
-
 def test_dictionary_encoded_strings(parquet):
     path = parquet(
         "e.parquet",
@@ -170,35 +108,10 @@ def test_dictionary_encoded_strings(parquet):
     assert frame["event_type"].tolist() == ["view", "purchase"]
 
 
-def test_column_mapping(parquet, check_error):
+def test_column_mapping(parquet):
     path = parquet("e.parquet", {"customer": ["c"], "sku": ["s"], "ts": TS[:1]})
     frame = load_events(path, columns={"customer": "user_id", "sku": "item_id", "ts": "timestamp"})
     assert frame[["user_id", "item_id"]].values.tolist() == [["c", "s"]]
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path, columns={"client": "user_id"})
-    check_error(exc, path, 0, "client", "column map names 'client'")
-
-
-def test_missing_column(parquet, check_error):
-    path = parquet("e.parquet", {"user_id": ["a"], "timestamp": TS[:1]})
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 0, "item_id", "missing required column(s) 'item_id'")
-
-
-def test_no_rows(parquet, check_error):
-    empty = {n: pa.array([], pa.string()) for n in ("user_id", "item_id", "timestamp")}
-    path = parquet("e.parquet", empty)
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, None, None, "file has no rows")
-
-
-def test_corrupt_file(write, check_error):
-    path = write("e.parquet", b"PAR1 this is not parquet")
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, None, None, "cannot read Parquet")
 
 
 def test_extra_columns_are_not_read(parquet):
@@ -229,3 +142,70 @@ def test_dictionary_encoded_bad_value_names_its_row(parquet, check_error):
     with pytest.raises(DataValidationError) as exc:
         load_events(fixed)
     check_error(exc, fixed, 3, "event_type", "unknown event type 'like'", "1 more row(s)")
+
+
+def events(user_id, item_id=("x",), timestamp=TS[:1], **more) -> dict:
+    return {"user_id": user_id, "item_id": item_id, "timestamp": timestamp, **more}
+
+
+DAY, FAR = dt.datetime(2020, 1, 1), dt.datetime(3000, 1, 1)
+# (id, loader, columns, bad row (0: header, None: the file), column, words in the error)
+REJECTED = [
+    ("nan-float-id", load_events, events([1.0, None], ["a", "b"], TS), 2, "user_id",
+     ("empty user_id",)),
+    ("missing-datetime", load_events,
+     events(["a", "b"], ["x", "y"], pa.array([DAY, None], pa.timestamp("us"))), 2, "timestamp",
+     ("missing timestamp",)),
+    ("datetime-beyond-nanoseconds", load_events,
+     events(["a", "b"], ["x", "y"], pa.array([DAY, FAR], pa.timestamp("us"))), 2, "timestamp",
+     ("outside 1970..2200",)),
+    ("millisecond-integers", load_events, events([1], [2], [1_600_000_000_000]), 1, "timestamp",
+     ("looks like milliseconds",)),
+    ("boolean-timestamp", load_events, events([1], [2], [True]), 1, "timestamp",
+     ("got a boolean",)),
+    ("list-as-id", load_events, events([[1]]), 1, "user_id", ("got a JSON array",)),
+    ("infinite-price", load_items, {"item_id": ["a", "b"], "price": [1.5, float("inf")]}, 2,
+     "price", ("price must be finite",)),
+    ("negative-price", load_items, {"item_id": ["a", "b"], "price": [1.5, -1.0]}, 2, "price",
+     ("price must be >= 0, got -1",)),
+    ("negative-quantity", load_events,
+     events([1, 2], [1, 2], TS, quantity=pa.array([1, -3], pa.int32())), 2, "quantity",
+     ("quantity must be >= 0, got -3",)),
+    ("missing-column", load_events, {"user_id": ["a"], "timestamp": TS[:1]}, 0, "item_id",
+     ("missing required column(s) 'item_id'",)),
+    ("no-rows", load_events,
+     {n: pa.array([], pa.string()) for n in ("user_id", "item_id", "timestamp")}, None, None,
+     ("file has no rows",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("load", "columns", "row", "column", "words"),
+    [pytest.param(*case[1:], id=case[0]) for case in REJECTED],
+)
+def test_bad_file_is_rejected_naming_row_and_column(
+    parquet, check_error, load, columns, row, column, words
+):
+    path = parquet("bad.parquet", columns)
+    with pytest.raises(DataValidationError) as exc:
+        load(path)
+    check_error(exc, path, row, column, *words)
+
+
+@pytest.mark.parametrize(
+    ("content", "columns", "row", "column", "words"),
+    [
+        pytest.param(b"PAR1 this is not parquet", None, None, None, ("cannot read Parquet",),
+                     id="corrupt-file"),
+        pytest.param(None, {"client": "user_id"}, 0, "client", ("column map names 'client'",),
+                     id="mapping-of-an-absent-column"),
+    ],
+)  # fmt: skip
+def test_bad_file_or_column_map(parquet, write, check_error, content, columns, row, column, words):
+    if content is None:
+        path = parquet("e.parquet", {"customer": ["c"], "sku": ["s"], "ts": TS[:1]})
+    else:
+        path = write("e.parquet", content)
+    with pytest.raises(DataValidationError) as exc:
+        load_events(path, columns=columns)
+    check_error(exc, path, row, column, *words)
