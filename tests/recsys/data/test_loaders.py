@@ -90,22 +90,6 @@ def test_mixed_timestamp_formats_in_one_file(write):
     ]
 
 
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
-        ("1577872800000", ("looks like milliseconds", "divide by 1000")),
-        ("-5", ("out of range for unix seconds",)),
-        ("1969-12-31T00:00:00Z", ("outside 1970..2200",)),
-        ("2020-13-01", ("cannot parse timestamp '2020-13-01'",)),
-    ],
-)
-def test_bad_timestamps(write, check_error, text, words):
-    path = write("e.csv", f"{HEAD}\n1,2,{text}\n")
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path)
-    check_error(exc, path, 1, "timestamp", *words)
-
-
 def test_column_mapping(write):
     path = write("e.csv", "customer,product,when,kind\nc1,p1,1600000000,view\n")
     frame = load_events(
@@ -120,25 +104,37 @@ def test_column_mapping(write):
     assert frame[["user_id", "item_id", "event_type"]].values.tolist() == [["c1", "p1", "view"]]
 
 
-def test_column_mapping_of_an_absent_column(write, check_error):
-    path = write("e.csv", f"{HEAD}\n1,2,1600000000\n")
+# (id, content, column map, bad row (0: header), column, words in the error)
+REJECTED = [
+    *[
+        (f"timestamp-{text}", f"{HEAD}\n1,2,{text}\n", None, 1, "timestamp", words)
+        for text, words in [
+            ("1577872800000", ("looks like milliseconds", "divide by 1000")),
+            ("-5", ("out of range for unix seconds",)),
+            ("1969-12-31T00:00:00Z", ("outside 1970..2200",)),
+            ("2020-13-01", ("cannot parse timestamp '2020-13-01'",)),
+        ]
+    ],
+    ("mapping-of-an-absent-column", f"{HEAD}\n1,2,1600000000\n", {"customer": "user_id"}, 0,
+     "customer", ("column map names 'customer'", "'user_id'")),
+    ("mapping-onto-an-existing-column", f"{HEAD},customer\n1,2,1600000000,c\n",
+     {"customer": "user_id"}, 0, "user_id", ("appears more than once",)),
+    ("errors-name-the-canonical-column", "customer,item_id,timestamp\n,2,1600000000\n",
+     {"customer": "user_id"}, 1, "user_id", ("empty user_id",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "columns", "row", "column", "words"),
+    [pytest.param(*case[1:], id=case[0]) for case in REJECTED],
+)
+def test_bad_events_are_rejected_naming_row_and_column(
+    write, check_error, content, columns, row, column, words
+):
+    path = write("e.csv", content)
     with pytest.raises(DataValidationError) as exc:
-        load_events(path, columns={"customer": "user_id"})
-    check_error(exc, path, 0, "customer", "column map names 'customer'", "'user_id'")
-
-
-def test_column_mapping_onto_an_existing_column(write, check_error):
-    path = write("e.csv", f"{HEAD},customer\n1,2,1600000000,c\n")
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path, columns={"customer": "user_id"})
-    check_error(exc, path, 0, "user_id", "appears more than once")
-
-
-def test_errors_name_the_canonical_column_after_mapping(write, check_error):
-    path = write("e.csv", "customer,item_id,timestamp\n,2,1600000000\n")
-    with pytest.raises(DataValidationError) as exc:
-        load_events(path, columns={"customer": "user_id"})
-    check_error(exc, path, 1, "user_id", "empty user_id")
+        load_events(path, columns=columns)
+    check_error(exc, path, row, column, *words)
 
 
 def test_nothing_is_partially_imported(write, check_error):
