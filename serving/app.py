@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException  # also what FastAPI and Starlette raise
 
 from recsys import __version__
@@ -23,10 +27,15 @@ from serving.deps import AppState
 from serving.limits import BodySizeLimit
 from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.model_client import ModelClient
-from serving.routes import admin, events, health, items, recommendations, users
+from serving.request_id import HEADER as REQUEST_ID_HEADER
+from serving.request_id import RequestIdMiddleware, request_id_of
+from serving.routes import admin, events, health, items, recommendations, segments, users
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI and ReDoc files shipped in a package, so /docs works without a CDN."""
 
 DESCRIPTION = """
 Real-time recommendations and event ingestion for marketing automation.
@@ -78,12 +87,53 @@ def _describe_validation(exc: RequestValidationError) -> list[dict]:
     return out
 
 
+def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    """Log the traceback under the request id, and return that id so the two can be matched."""
+    request_id = request_id_of(request.scope)
+    logger.error(
+        "unhandled error on %s %s (request_id=%s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
+    body = {"detail": "internal error; the server log has the details", "request_id": request_id}
+    return _AsciiJSON(body, status_code=500, headers={REQUEST_ID_HEADER: request_id})
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """FastAPI's recipe for self-hosted docs assets: /docs and /redoc from local files."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API reference",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     """Assemble routes, dependencies, metrics and error handlers around a store and a model."""
     app = FastAPI(
         title="recsys",
         version=__version__,
         description=DESCRIPTION,
+        docs_url=None,  # served from local files by _add_offline_docs
+        redoc_url=None,
         openapi_tags=[
             {"name": "recommendations", "description": "Personalised, similar items, cross-sell."},
             {"name": "events", "description": "Event ingestion (committed before the answer)."},
@@ -97,6 +147,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     app.state.recsys = AppState(settings=settings, store=store, model=model, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer has the id
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -105,6 +156,8 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     @app.exception_handler(RecsysError)
     async def _recsys_error(request: Request, exc: RecsysError):
         status = status_of(exc)
+        if status == 500:  # a RecsysError of no kind is as unexpected as any other bug
+            return _internal_error(request, exc)
         headers = {"Retry-After": "5"} if status == 503 else None
         return _problem(status, str(exc), headers)
 
@@ -117,10 +170,10 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _problem(500, "internal error; the server log has the details")
+        return _internal_error(request, exc)
 
     # items after recommendations: /items/{id}/similar must win over /items/{id:path}.
-    for module in (recommendations, items, events, users, admin, health):
+    for module in (recommendations, items, events, users, admin, health, segments):
         app.include_router(module.router)
+    _add_offline_docs(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import (
@@ -12,6 +13,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -39,6 +41,12 @@ class ServiceMetrics:
             "recsys_errors_total",
             "Unhandled errors (5xx) by route.",
             ["route"],
+            registry=self.registry,
+        )
+        self.disconnects = Counter(
+            "recsys_http_client_disconnects_total",
+            "Requests whose client went away (timed out or closed) before the answer was sent.",
+            ["route", "method"],
             registry=self.registry,
         )
         self.events_ingested = Counter(
@@ -82,20 +90,40 @@ class MetricsMiddleware:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
+        finished = gone = False  # gone: the client left before the whole answer was sent
+
+        async def receive_and_watch():
+            nonlocal gone
+            message = await receive()
+            gone = gone or (message["type"] == "http.disconnect" and not finished)
+            return message
 
         async def send_and_record(message):
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, receive_and_watch, send_and_record)
+        except ClientDisconnect:  # nobody is left to answer; not a server error
+            gone = not finished
+        except asyncio.CancelledError:  # how Ray's proxy tells a replica its client went away
+            gone = not finished
+            raise
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope.get("method", "")
-            self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
-            self.metrics.responses.labels(template, method, str(status)).inc()
-            if status >= 500:
-                self.metrics.errors.labels(template).inc()
+            self._record(scope, started, status, gone)
+
+    def _record(self, scope, started: float, status: int, gone: bool) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        method = scope.get("method", "")
+        self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+        if gone:  # not a server error: whatever was written (events) is committed
+            self.metrics.disconnects.labels(template, method).inc()
+            return
+        self.metrics.responses.labels(template, method, str(status)).inc()
+        if status >= 500:
+            self.metrics.errors.labels(template).inc()
