@@ -29,7 +29,7 @@ from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.model_client import ModelClient
 from serving.request_id import HEADER as REQUEST_ID_HEADER
 from serving.request_id import RequestIdMiddleware, request_id_of
-from serving.routes import admin, events, health, items, recommendations, segments, users
+from serving.routes import admin, events, health, items, recommendations, users
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         return _internal_error(request, exc)
 
     # items after recommendations: /items/{id}/similar must win over /items/{id:path}.
-    for module in (recommendations, items, events, users, admin, health, segments):
+    for module in (recommendations, items, events, users, admin, health):
         app.include_router(module.router)
     _add_offline_docs(app)
     return app
