@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from recsys.ingest import EventIngestor
+from recsys.segments.service import SegmentService
 from recsys.store import ApiKeyRecord, Role, Store
 from serving.metrics import ServiceMetrics
 from serving.model_client import ModelClient
@@ -31,10 +32,15 @@ class AppState:
     model: ModelClient
     metrics: ServiceMetrics
     ingestor: EventIngestor = field(init=False)
+    segments: SegmentService = field(init=False)
     _keys: dict[str, tuple[float, ApiKeyRecord]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ingestor = EventIngestor(self.store)
+        self.segments = SegmentService(self.store)
+        # Membership follows each committed batch; customers left pending by a crash first.
+        self.ingestor.subscribe("segments", self.segments.engine.on_events)
+        self.segments.engine.recover()
 
     def cached_key(self, plaintext: str) -> ApiKeyRecord | None:
         """The key's record when it was looked up less than KEY_CACHE_SECONDS ago."""

@@ -214,7 +214,7 @@ for _model in (And, Or, Not):
 _NODE = TypeAdapter(Node)
 
 
-def _path(loc: tuple[Any, ...], root: str) -> str:
+def json_path(loc: tuple[Any, ...], root: str) -> str:
     """``('children', 1, 'performed', 'window', 'seconds')`` -> ``root.children[1].window.seconds``
     (the discriminator tags pydantic puts in the location are dropped)."""
     out = root
@@ -230,7 +230,7 @@ def _path(loc: tuple[Any, ...], root: str) -> str:
     return out
 
 
-def _problem(error: dict[str, Any]) -> str:
+def problem_of(error: dict[str, Any]) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "greater_than":
         return f"must be > {ctx['gt']}"
@@ -256,7 +256,7 @@ def _problem(error: dict[str, Any]) -> str:
 
 def describe_errors(exc: ValidationError, root: str = "definition") -> list[tuple[str, str]]:
     """``(json path, problem)`` for every error pydantic found in a definition."""
-    return [(_path(tuple(e["loc"]), root), _problem(e)) for e in exc.errors()]
+    return [(json_path(tuple(e["loc"]), root), problem_of(e)) for e in exc.errors()]
 
 
 def parse_definition(data: Any, root: str = "definition") -> Node:

@@ -39,7 +39,7 @@ class SegmentService:
         self.store = store
         self.engine = engine or SegmentEngine(store)
 
-    def _check_graph(self, segment_id: str, node: Any) -> None:
+    def check_references(self, segment_id: str, node: Any) -> None:
         """Every ``in_segment`` names a stored segment and no reference chain returns here."""
         graph: dict[str, list[str]] = {}
         for row in self.store.segments.all():
@@ -98,7 +98,7 @@ class SegmentService:
                 f"id: {segment_id!r} is not a segment id (lower-case letters, digits, '-', '_', "
                 "'.'; at most 64 characters, starting with a letter or digit)"
             )
-        self._check_graph(segment_id, node)
+        self.check_references(segment_id, node)
         row = self.store.segments.create(
             {
                 "id": segment_id,
@@ -124,7 +124,7 @@ class SegmentService:
                     f"segment {segment_id!r} is {current['kind']}; its rule is fixed"
                 )
             node = d.parse_definition(changes["definition"])
-            self._check_graph(segment_id, node)
+            self.check_references(segment_id, node)
             changes["definition"] = d.dump(node)
         row = self.store.segments.update(segment_id, changes)
         self.engine.invalidate()
