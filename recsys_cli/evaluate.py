@@ -61,19 +61,31 @@ def evaluate(
     ),
     models: str = typer.Option("pop,itemknn,ease", "--models", help=MODEL_HELP),
     k: str = typer.Option("10,20", "--k", help="Comma-separated cut-offs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option(
+        None, "--device", help="auto, cpu or cuda (default RECSYS_DEVICE or auto)."
+    ),
+    delimiter: str = typer.Option(
+        None, "--delimiter", help="CSV field separator, e.g. ';' (default ',', tab for .tsv)."
+    ),
     config: Path = typer.Option(None, "--config", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per model on stdout."),
 ) -> None:
     """Evaluate models under the fixed temporal protocol (last 20% per user held out)."""
     from recsys.data.adapters import load_dataset
+    from recsys.device import DEVICE_CHOICES, resolve_device
     from recsys.eval import evaluate_model, temporal_split
+    from recsys.settings import get_settings
 
+    device = device or get_settings().device
+    if device not in DEVICE_CHOICES:
+        choices = ", ".join(DEVICE_CHOICES)
+        raise typer.BadParameter(f"choose one of {choices}", param_hint="--device")
+    resolve_device(device)  # no GPU for cuda: one clear error before any work
     ks = _parse_ks(k)
     names = [name.strip() for name in models.split(",") if name.strip()]
     model_kwargs, seed = _default_model_kwargs(config)
     instances = [_make_model(n, device, model_kwargs, seed, max(ks)) for n in names]
-    dataset = load_dataset(interactions)
+    dataset = load_dataset(interactions, delimiter=delimiter)
     split = temporal_split(dataset.events)
     for model in instances:
         result = evaluate_model(

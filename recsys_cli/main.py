@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # typer's rich help prints `<bool>` after every flag
 )
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("generate")(generate_cmd.generate)
@@ -31,16 +32,25 @@ app.command("serve")(serve_cmd)
 app.add_typer(keys_app, name="keys")
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    """recsys: recommendations and customer segments for marketing automation."""
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from recsys import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"recsys {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,  # handled before click asks for the missing command
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """recsys: recommendations and customer segments for marketing automation."""
 
 
 def exit_code(exc: RecsysError) -> int:

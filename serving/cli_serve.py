@@ -65,6 +65,29 @@ def _check_model(settings) -> None:
         ) from None
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail at once when ``host:port`` is taken (Ray's proxy would share or fail late).
+
+    Ray Serve's proxy binds with SO_REUSEPORT, so a second server on the port would silently
+    take half the requests; a plain bind here (SO_REUSEADDR only: a closed server's TIME_WAIT
+    does not count) fails on any socket listening there, Ray's or another program's.
+    """
+    import socket
+
+    from recsys.errors import ConflictError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConflictError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc} (another recsys serve "
+                "or another program holds it); stop it or pass --port"
+            ) from None
+
+
 def serve(
     host: str = typer.Option(
         None, "--host", help="Bind address (default RECSYS_HOST or 127.0.0.1)."
@@ -91,6 +114,10 @@ def serve(
     if key_file:
         overrides["admin_key"] = _admin_key_from_file(key_file)
     settings = resolved(Settings(**overrides))
+    _check_port_free(settings.host, settings.port)
+    from recsys.device import resolve_device
+
+    resolve_device(settings.device)  # RECSYS_DEVICE=cuda without a GPU: one line, before Ray
     _check_model(settings)
 
     from recsys.store import Store
@@ -113,6 +140,10 @@ def serve(
     from serving.deployments import build_app
 
     ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+    # serve.run connects to the Serve instance that serve.start made (the only way to set the
+    # port) and says so at INFO ("New http_options ... will not be applied"): this driver logs
+    # at WARNING, like the controller and proxies below.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     ray_serve.start(
         http_options={"host": settings.host, "port": settings.port},
         logging_config={"log_level": "WARNING", "enable_access_log": False},
@@ -137,5 +168,9 @@ def serve(
     while not stop.wait(1.0):
         pass
     typer.echo("shutting down", err=True)
-    ray_serve.shutdown()
+    # Delete the app (replicas drain their requests), then stop the local Ray cluster this
+    # process started, which ends the controller and proxies. serve.shutdown() would have the
+    # controller kill itself inside its own graceful_shutdown call, which the raylet reports
+    # as a failed task with "infinite retries remaining".
+    ray_serve.delete("recsys")
     ray.shutdown()

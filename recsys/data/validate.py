@@ -46,7 +46,10 @@ def check_required_columns(columns, schema: Schema, source: str) -> None:
         header = present[0]
         for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
             if delimiter in header:
-                hint = f"; the header looks separated by {name}: pass the matching delimiter"
+                hint = (
+                    f"; the header looks separated by {name}: pass the matching delimiter "
+                    f"(delimiter={delimiter!r} in Python, --delimiter {delimiter!r} on the CLI)"
+                )
                 break
     raise DataValidationError(
         source,
