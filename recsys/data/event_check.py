@@ -66,6 +66,11 @@ def _record_problem(record: Any) -> tuple[str | None, str] | None:
     if not isinstance(record, dict):
         return None, _NOT_AN_OBJECT
     for name, value in record.items():
+        if isinstance(value, str | int | float | bool | None) and isinstance(name, str):
+            problem = text_problem(name) or (isinstance(value, str) and text_problem(value))
+            if problem:
+                return _shown(name), f"{_shown(name)} {problem}"
+            continue  # the usual case: no walk
         stack = [name, value]  # iterative: no depth limit on nested properties
         while stack:
             current = stack.pop()
@@ -117,7 +122,7 @@ def _store_row(row: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
         "user_id": row["user_id"],
         "item_id": row["item_id"] or None,
         "event_type": row["event_type"],
-        "timestamp": row["timestamp"].to_pydatetime(),
+        "timestamp": row["timestamp"],
         "quantity": int(row["quantity"]),
         "value": None if math.isnan(row["value"]) else float(row["value"]),
         "session_id": row["session_id"] or None,
@@ -165,8 +170,13 @@ def validate_events(
         positions.append(position)
     frame, refused = validate_records(usable, EVENTS)
     rejections += [Rejection(positions[r.index], r.field, r.problem) for r in refused]
+    columns = {name: frame[name].tolist() for name in EVENTS.names if name != "timestamp"}
+    columns["timestamp"] = frame["timestamp"].dt.to_pydatetime().tolist()
     rows = ValidEvents()
-    for local, row in zip(frame.index, frame.to_dict("records"), strict=True):
+    values = zip(*columns.values(), strict=True)
+    for local, row in zip(
+        frame.index, (dict(zip(columns, v, strict=True)) for v in values), strict=True
+    ):
         try:
             rows.append(_store_row(row, usable[local]))
         except _Refused as exc:
