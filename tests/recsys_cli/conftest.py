@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from recsys_cli.main import main
+from tests.training.conftest import config_dict, tiny_shop  # noqa: F401 (fixtures for train)
 from tests.utils.factories import make_shop
 
 
