@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from recsys.segments import definitions as d
@@ -24,6 +25,7 @@ from recsys.segments import rfm
 from recsys.segments.documents import load_customers
 from recsys.segments.evaluate import Compiled, Matcher, compile_segments
 from recsys.store import Store, read_session, write_session
+from recsys.store.db import SQLITE_SYNCHRONOUS
 from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.segments import SegmentRow
 from recsys.store.tables import UserProfile
@@ -110,7 +112,7 @@ class SegmentEngine:
         if not user_ids:
             return 0
         now = self.clock()
-        with write_session(self.store.engine) as session:
+        with evaluation_session(self.store.engine) as session:
             return self._evaluate(session, user_ids, types, now, cause, only)
 
     def _evaluate(self, session, user_ids, types, now, cause, only) -> int:
@@ -228,6 +230,29 @@ class SegmentEngine:
                     if len(found) < sample:
                         found.append(user_id)
         return {"count": count, "sample": found}
+
+
+@contextmanager
+def evaluation_session(engine: Engine) -> Iterator[Session]:
+    """A write transaction whose commit, on SQLite, skips the fsync (``synchronous=NORMAL``).
+
+    Safe because of the watermark: the event transaction (synced) marked the customers pending,
+    and only this transaction clears the mark, so if a power cut loses this commit, the
+    memberships, segment events and mark are lost together and :meth:`SegmentEngine.recover`
+    evaluates the customers again. A process crash loses nothing either way (WAL).
+    """
+    if engine.dialect.name != "sqlite":
+        with write_session(engine) as session:
+            yield session
+        return
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with write_session(conn) as session:
+                yield session
+        finally:
+            raw.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
 
 
 def _nodes(compiled: dict[str, Compiled]) -> dict[str, Any]:
