@@ -175,5 +175,6 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     # items after recommendations: /items/{id}/similar must win over /items/{id:path}.
     for module in (recommendations, items, events, users, admin, health):
         app.include_router(module.router)
+    recommendations.document_max_k(app, settings.max_k)
     _add_offline_docs(app)
     return app

@@ -1,7 +1,8 @@
 """Ray Serve deployments: thin wrappers over ModelServer and the FastAPI app.
 
-- ``ModelDeployment`` holds the engine (model + FAISS/torch index) and batches personalised
-  requests dynamically (one ANN search per batch); it takes a GPU when the machine has one.
+- ``ModelDeployment`` holds the engine (model + FAISS/torch index) and answers every model
+  operation through one method, ``answer``, batching requests dynamically (one ANN search per
+  batch of personalised requests); it takes a GPU when the machine has one.
 - ``ApiIngress`` is the FastAPI ingress: auth, validation, the store, metrics; it reaches the
   model through a deployment handle.
 
@@ -27,7 +28,7 @@ QUIET_LOGS = LoggingConfig(enable_access_log=False, log_level="WARNING")
 
 @serve.deployment(name="model", max_ongoing_requests=64, logging_config=QUIET_LOGS)
 class ModelDeployment:
-    """The engine in a replica; requests for personalised answers are batched."""
+    """The engine in a replica; requests are batched and answered by ``ModelServer.answer``."""
 
     def __init__(self, settings: dict) -> None:
         from recsys.store import read_erased_hashes
@@ -40,18 +41,13 @@ class ModelDeployment:
         self._batch.set_batch_wait_timeout_s(self.settings.batch_wait_timeout_s)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _batch(self, requests: list[dict]) -> list[dict]:
-        return self.server.recommend_many(requests)
+    async def _batch(self, requests: list) -> list:
+        return self.server.answer(requests)
 
-    async def recommend(self, user_id: str, k: int, events: list, filters: dict) -> dict:
-        request = {"user_id": user_id, "k": k, "events": events, "filters": filters}
+    async def answer(self, request):
+        """Every model operation (a ``recsys.recommend`` request): batched with the requests
+        that arrive alongside it; returns a JSON-ready dict or a ``Failure``."""
         return await self._batch(request)
-
-    def similar(self, item_id: str, k: int, filters: dict) -> dict:
-        return self.server.similar(item_id, k, filters)
-
-    def cross_sell(self, items, k, user_id, events, filters) -> dict:
-        return self.server.cross_sell(items, k, user_id, events, filters)
 
     def info(self) -> dict:
         return self.server.info()

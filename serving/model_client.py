@@ -1,32 +1,39 @@
-"""How the API process reaches the model: in-process (tests, notebooks) or through Ray Serve."""
+"""How the API process reaches the model: in-process (tests, notebooks) or through Ray Serve.
+
+Both clients send the same typed requests (``recsys.recommend``) to the same entry,
+``ModelServer.answer``; a request the model refused comes back as a ``Failure`` and is raised
+here again as its error kind, which the HTTP layer maps to a status code.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 
-
-def unwrap(answer: dict) -> dict:
-    """Turn a model-side ``{"error": ...}`` answer into the matching HTTP error."""
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if error:
-        raise HTTPException(error["status"], error["detail"])
-    return answer
+from recsys.recommend import Request
+from serving.failure import Failure
 
 
 class ModelClient(ABC):
-    """The model operations the routes need; every method is a coroutine."""
+    """The model as the routes see it; every method is a coroutine."""
+
+    async def answer(self, request: Request) -> dict:
+        """The model's JSON-ready answer to ``request``.
+
+        Raises
+        ------
+        RecsysError
+            Of the kind the model refused the request with (bad input, unknown item, ...).
+        """
+        result = await self.send(request)
+        if isinstance(result, Failure):
+            raise result.error()
+        return result
 
     @abstractmethod
-    async def recommend(self, user_id: str, k: int, events: list, filters: dict) -> dict: ...
-
-    @abstractmethod
-    async def similar(self, item_id: str, k: int, filters: dict) -> dict: ...
-
-    @abstractmethod
-    async def cross_sell(self, items, k, user_id, events, filters) -> dict: ...
+    async def send(self, request: Request) -> dict | Failure:
+        """Deliver one request to ``ModelServer.answer``; its answer or Failure."""
 
     @abstractmethod
     async def info(self) -> dict: ...
@@ -46,16 +53,8 @@ class LocalModelClient(ModelClient):
     def __init__(self, server) -> None:
         self.server = server
 
-    async def recommend(self, user_id, k, events, filters) -> dict:
-        return unwrap(await run_in_threadpool(self.server.recommend, user_id, k, events, filters))
-
-    async def similar(self, item_id, k, filters) -> dict:
-        return unwrap(await run_in_threadpool(self.server.similar, item_id, k, filters))
-
-    async def cross_sell(self, items, k, user_id, events, filters) -> dict:
-        return unwrap(
-            await run_in_threadpool(self.server.cross_sell, items, k, user_id, events, filters)
-        )
+    async def send(self, request: Request) -> dict | Failure:
+        return (await run_in_threadpool(self.server.answer, [request]))[0]
 
     async def info(self) -> dict:
         return self.server.info()
@@ -74,14 +73,8 @@ class RayModelClient(ModelClient):
     def __init__(self, handle) -> None:
         self.handle = handle
 
-    async def recommend(self, user_id, k, events, filters) -> dict:
-        return unwrap(await self.handle.recommend.remote(user_id, k, events, filters))
-
-    async def similar(self, item_id, k, filters) -> dict:
-        return unwrap(await self.handle.similar.remote(item_id, k, filters))
-
-    async def cross_sell(self, items, k, user_id, events, filters) -> dict:
-        return unwrap(await self.handle.cross_sell.remote(items, k, user_id, events, filters))
+    async def send(self, request: Request) -> dict | Failure:
+        return await self.handle.answer.remote(request)
 
     async def info(self) -> dict:
         return await self.handle.info.remote()

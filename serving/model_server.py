@@ -1,9 +1,11 @@
 """The model side of the service as a plain class: load a bundle, answer, hot-swap, forget users.
 
 Ray Serve wraps it in a deployment (serving.deployments); tests and notebooks use it directly.
-Every answer is a JSON-ready dict; a request the caller got wrong comes back as
-``{"error": {"status": 404 | 422, "detail": "..."}}`` so that no exception has to cross a process
-boundary.
+Every model operation goes through one entry, :meth:`ModelServer.answer`, which takes typed
+requests (``recsys.recommend``: RecommendRequest, SimilarRequest, CrossSellRequest,
+CategoriesRequest) and returns, per request, a JSON-ready dict or a
+:class:`~serving.failure.Failure` (the error kind and message of a request the model refused);
+the model client raises it again as its kind and the HTTP layer alone picks the status code.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from recsys.bundle import BundleError, load_bundle
-from recsys.errors import UnavailableError
-from recsys.recommend import Filters, RecommendationEngine, RecommendRequest, UnknownItemError
+from recsys.errors import RecsysError, UnavailableError
+from recsys.recommend import Answer, RecommendationEngine, Request
+from serving.failure import Failure
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -23,10 +27,6 @@ logger = logging.getLogger(__name__)
 
 class ModelUnavailableError(UnavailableError):
     """No model could be loaded from the configured URI."""
-
-
-def _error(status: int, detail: str) -> dict:
-    return {"error": {"status": status, "detail": detail}}
 
 
 class ModelServer:
@@ -130,61 +130,24 @@ class ModelServer:
         return self._engine
 
     # ------------------------------------------------------------------ answers
-    def recommend_many(self, requests: list[dict]) -> list[dict]:
-        """Personalised answers for a batch of request dicts (one ANN search for all)."""
-        engine = self.engine
-        out: list[dict | None] = [None] * len(requests)
-        valid, positions = [], []
-        for position, request in enumerate(requests):
-            try:
-                valid.append(
-                    RecommendRequest(
-                        user_id=request["user_id"],
-                        k=request.get("k", 10),
-                        events=request.get("events"),
-                        filters=Filters.from_dict(request.get("filters")),
-                    )
-                )
-                positions.append(position)
-            except (ValueError, TypeError) as exc:
-                out[position] = _error(422, str(exc))
-        try:
-            answers = engine.recommend_many(valid)
-        except (ValueError, TypeError) as exc:
-            answers = [_error(422, str(exc))] * len(valid)
-        for position, answer in zip(positions, answers, strict=True):
-            out[position] = answer if isinstance(answer, dict) else self._dump(answer)
-        return out
+    def answer(self, requests: Sequence[Request]) -> list[dict | Failure]:
+        """Answer any mix of requests (the personalised ones in one batched search).
 
-    def recommend(self, user_id: str, k: int = 10, events=None, filters=None) -> dict:
-        request = {"user_id": user_id, "k": k, "events": events, "filters": filters}
-        return self.recommend_many([request])[0]
-
-    def similar(self, item_id: str, k: int = 10, filters=None) -> dict:
-        try:
-            answer = self.engine.similar_items(item_id, k, Filters.from_dict(filters))
-        except UnknownItemError as exc:
-            return _error(404, str(exc))
-        except (ValueError, TypeError) as exc:
-            return _error(422, str(exc))
-        return self._dump(answer)
-
-    def cross_sell(self, items, k: int = 10, user_id=None, events=None, filters=None) -> dict:
-        try:
-            answer = self.engine.cross_sell(
-                items, k, user_id=user_id, events=events, filters=Filters.from_dict(filters)
-            )
-        except UnknownItemError as exc:
-            return _error(404, str(exc))
-        except (ValueError, TypeError) as exc:
-            return _error(422, str(exc))
-        return self._dump(answer)
+        Returns, per request in order, a JSON-ready dict or the :class:`Failure` it raised;
+        one request's bad ``k``, unknown id or unknown category never fails the others.
+        """
+        return [
+            Failure.of(answer) if isinstance(answer, RecsysError) else self._dump(answer)
+            for answer in self.engine.answer_many(requests)
+        ]
 
     def forget_user(self, user_id: str) -> int:
         return self.engine.forget_user(user_id)
 
     @staticmethod
-    def _dump(answer) -> dict:
+    def _dump(answer: Answer | dict) -> dict:
+        if not isinstance(answer, Answer):
+            return answer  # already JSON-ready (the categories listing)
         return {
             "items": answer.items,
             "strategy": answer.strategy,

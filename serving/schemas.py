@@ -90,12 +90,26 @@ class CrossSellIn(BaseModel):
 
     items: list[Id] = Field(min_length=1, max_length=100, description="Item ids in the basket.")
     user_id: Id | None = Field(default=None, description="Personalises the answer when given.")
-    k: int = Field(default=10, ge=1, le=200)
+    k: int = Field(default=10, ge=1, description="How many items to return (at most max_k).")
     in_stock: bool = True
-    category: list[Text] | None = None
-    exclude_category: list[Text] | None = None
+    category: list[Text] | None = Field(
+        default=None, description="Only these categories (any case; an empty list: any)."
+    )
+    exclude_category: list[Text] | None = Field(
+        default=None, description="Never these categories (any case)."
+    )
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
+
+
+class CategoryCount(BaseModel):
+    category: str = Field(description="As the catalogue spells it; filters match any case.")
+    items: int = Field(description="Items of the served model in this category.")
+
+
+class CategoriesOut(BaseModel):
+    categories: list[CategoryCount]
+    model_version: str = Field(description="Registered model version that answered.")
 
 
 class ErasureOut(BaseModel):

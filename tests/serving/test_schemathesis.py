@@ -91,6 +91,19 @@ def _with_known_ids(drawn):
     return case
 
 
+def _with_known_categories(drawn):
+    """The case with category filters the catalogue knows (in some case): an unknown category
+    is a 422 naming close matches, by design, which the spec cannot state."""
+    case, names = drawn
+    for values in (case.query, case.body):
+        if not isinstance(values, dict):
+            continue
+        for field in ("category", "exclude_category"):
+            if isinstance(values.get(field), list) and values[field]:
+                values[field] = names[: len(values[field])]
+    return case
+
+
 @pytest.fixture
 def api_schema(client):
     # The admin key is sent with every call; generated (or negated) Authorization headers would
@@ -111,7 +124,15 @@ def test_api_contract(label, mode, api_schema, keys, server):
         known_items = st.sampled_from([str(i) for i in server.engine.item_ids[:50]])
         items = st.lists(known_items, min_size=1, max_size=10)
         known = st.tuples(cases, users, items).map(_with_known_ids)
-        cases = st.one_of(cases, known).filter(_price_range_is_consistent)
+        spelled = st.tuples(
+            st.sampled_from([name for name, _ in server.engine.catalogue.categories()]),
+            st.sampled_from([str, str.upper, str.lower]),
+        ).map(lambda drawn: drawn[1](drawn[0]))
+        cases = (
+            st.tuples(st.one_of(cases, known), st.lists(spelled, min_size=3, max_size=3))
+            .map(_with_known_categories)
+            .filter(_price_range_is_consistent)
+        )
 
     @given(case=cases)
     @settings(
