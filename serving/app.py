@@ -27,8 +27,7 @@ from serving.deps import AppState
 from serving.limits import BodySizeLimit
 from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.model_client import ModelClient
-from serving.request_id import HEADER as REQUEST_ID_HEADER
-from serving.request_id import RequestIdMiddleware, request_id_of
+from serving.request_id import RequestIdMiddleware, id_headers, request_id_of
 from serving.routes import admin, events, health, items, recommendations, users
 from serving.settings import Settings
 
@@ -98,7 +97,7 @@ def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
         exc_info=exc,
     )
     body = {"detail": "internal error; the server log has the details", "request_id": request_id}
-    return _AsciiJSON(body, status_code=500, headers={REQUEST_ID_HEADER: request_id})
+    return _AsciiJSON(body, status_code=500, headers=id_headers(request.scope))
 
 
 def _add_offline_docs(app: FastAPI) -> None:

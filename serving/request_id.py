@@ -2,6 +2,8 @@
 
 The id lands in ``request.state.request_id`` so that the error handlers can log it with a
 traceback and return it in a 500 body; the client can then quote it when reporting a failure.
+Under Ray Serve the proxy sets the header on every request and echoes it on the answer, so the
+app adds the header only to answers of requests that came without one (no duplicate header).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ def request_id_of(scope) -> str:
     return state["request_id"]
 
 
+def id_headers(scope) -> dict[str, str]:
+    """The ``X-Request-ID`` header an answer needs: none when the request brought its own."""
+    request_id = request_id_of(scope)
+    return {} if scope["state"].get("request_id_given") else {HEADER: request_id}
+
+
 class RequestIdMiddleware:
     """Pure ASGI middleware: sets the request id and adds it to every response's headers."""
 
@@ -32,14 +40,17 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         given = next((value for name, value in scope["headers"] if name == _HEADER_KEY), None)
+        state = scope.setdefault("state", {})
         if given is not None and _SANE.fullmatch(given):  # else: log forging
-            scope.setdefault("state", {})["request_id"] = given.decode("ascii")
-        header = (_HEADER_KEY, request_id_of(scope).encode("ascii"))
+            state["request_id"] = given.decode("ascii")
+            state["request_id_given"] = True
+        headers = [(name.lower().encode("ascii"), value.encode("ascii"))
+                   for name, value in id_headers(scope).items()]  # fmt: skip
 
         async def send_with_id(message):
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_KEY]
-                message = {**message, "headers": [*headers, header]}
+            if headers and message["type"] == "http.response.start":
+                kept = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_KEY]
+                message = {**message, "headers": [*kept, *headers]}
             await send(message)
 
         await self.app(scope, receive, send_with_id)
