@@ -3,6 +3,7 @@ new champion under traffic without a failed request, erase, shut down."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import socket
 import threading
@@ -88,6 +89,17 @@ def test_query_ingest_reload_erase(served, shop_dir):
     assert client.post("/v1/events", json={"events": events}).json()["accepted"] == 3
     after = client.get(f"/v1/users/{user}/recommendations?k=10").json()
     assert [r["item_id"] for r in after["items"]] != [r["item_id"] for r in before["items"]]
+
+    # Sent together, they share @serve.batch calls: the bad ones fail alone, as their kind.
+    good, unknown = f"/v1/users/{user}/recommendations?k=4", "/v1/items/no-such-item/similar"
+    typo = f"/v1/users/{user}/recommendations?category=no-such-category"
+    paths = [good, typo, good, unknown] * 4
+    with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+        burst = list(pool.map(client.get, paths))
+    assert [r.status_code for r in burst] == [200, 422, 200, 404] * 4
+    assert all(len(r.json()["items"]) == 4 for r in burst[::2])
+    assert "unknown category 'no-such-category'" in burst[1].json()["detail"]
+    assert client.get("/v1/categories").json()["categories"]
 
     second = _register(served["registry"], make_bundle(shop_dir, served["root"] / "b2" / "bundle",
                                                        dim=8))  # fmt: skip
