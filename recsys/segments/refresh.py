@@ -88,7 +88,7 @@ def refresh(
     timings: dict[str, float] = {}
     cut = score_rfm(store, engine.clock())
     timings["rfm"] = time.perf_counter() - started
-    service.install_rfm_groups()
+    service.install_rfm_groups(evaluate=False)  # the pass below fills them
     engine.invalidate()
     with read_session(store.engine) as session:
         total = int(session.scalar(select(func.count()).select_from(UserProfile)) or 0)
@@ -101,7 +101,6 @@ def refresh(
             progress("memberships", done, total)
 
     mark = time.perf_counter()
-    engine.recover()
     changes = engine.evaluate_all(cause="refresh", progress=step)
     timings["memberships"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started

@@ -79,6 +79,7 @@ class SegmentService:
         description: str = "",
         actor: str = "",
         kind: str = "rule",
+        evaluate: bool = True,
     ) -> dict[str, Any]:
         """Store a rule segment and evaluate every customer against it; returns the segment.
 
@@ -110,7 +111,8 @@ class SegmentService:
             }
         )
         self.engine.invalidate()
-        self.engine.evaluate_all(cause="created", only={segment_id})
+        if evaluate:
+            self.engine.evaluate_all(cause="created", only={segment_id})
         return row
 
     def update(self, segment_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -181,8 +183,9 @@ class SegmentService:
         self.engine.invalidate()
         return row
 
-    def install_rfm_groups(self) -> list[str]:
-        """Create the 11 built-in RFM group segments that are missing; returns their ids."""
+    def install_rfm_groups(self, evaluate: bool = True) -> list[str]:
+        """Create the 11 built-in RFM group segments that are missing; returns their ids
+        (``evaluate=False``: leave their members to the caller's full re-evaluation)."""
         existing = {r["id"] for r in self.store.segments.all()}
         made = []
         for group in d.RFM_GROUPS:
@@ -195,6 +198,7 @@ class SegmentService:
                     description=f"Built-in RFM group {group!r}",
                     kind="rfm",
                     actor="system",
+                    evaluate=evaluate,
                 )
                 made.append(segment_id)
         return made
