@@ -14,6 +14,7 @@ from recsys.errors import InvalidInputError, NotFoundError, RecsysError
 from recsys.settings import get_settings
 from recsys_cli import evaluate as evaluate_cmd
 from recsys_cli import generate as generate_cmd
+from recsys_cli import imports as import_cmd
 from recsys_cli import segments as segments_cmd
 from recsys_cli import train as train_cmd
 from serving.cli_keys import app as keys_app
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("generate")(generate_cmd.generate)
+app.command("import")(import_cmd.import_)
 app.command("train")(train_cmd.train)
 app.command("serve")(serve_cmd)
 app.add_typer(keys_app, name="keys")
