@@ -12,6 +12,7 @@ import typer
 
 from recsys.errors import InvalidInputError, NotFoundError, RecsysError
 from recsys.settings import get_settings
+from recsys_cli import consume as consume_cmd
 from recsys_cli import evaluate as evaluate_cmd
 from recsys_cli import generate as generate_cmd
 from recsys_cli import imports as import_cmd
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("generate")(generate_cmd.generate)
 app.command("import")(import_cmd.import_)
+app.command("consume")(consume_cmd.consume)
 app.command("train")(train_cmd.train)
 app.command("serve")(serve_cmd)
 app.add_typer(keys_app, name="keys")
