@@ -38,9 +38,8 @@ class AppState:
     def __post_init__(self) -> None:
         self.ingestor = EventIngestor(self.store)
         self.segments = SegmentService(self.store)
-        # Membership follows each committed batch; customers left pending by a crash first.
+        # Membership follows each committed batch (customers a crash left pending first).
         self.ingestor.subscribe("segments", self.segments.engine.on_events)
-        self.segments.engine.recover()
 
     def cached_key(self, plaintext: str) -> ApiKeyRecord | None:
         """The key's record when it was looked up less than KEY_CACHE_SECONDS ago."""

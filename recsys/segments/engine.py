@@ -55,6 +55,7 @@ class SegmentEngine:
         self._version: tuple | None = None
         self._compiled: dict[str, Compiled] = {}
         self._static: frozenset[str] = frozenset()
+        self._recovered = False
 
     # -- definitions ----------------------------------------------------------------------
     def compiled(self, session: Session) -> dict[str, Compiled]:
@@ -81,7 +82,11 @@ class SegmentEngine:
 
     # -- evaluation -----------------------------------------------------------------------
     def on_events(self, rows: list[dict]) -> None:
-        """Subscriber of the event path: evaluate the customers of a committed batch."""
+        """Subscriber of the event path: evaluate the customers of a committed batch (the
+        first call also evaluates customers a crash left pending)."""
+        if not self._recovered:
+            self._recovered = True
+            self.recover()
         types: dict[str, set[str]] = {}
         for row in rows:
             types.setdefault(row["user_id"], set()).add(row["event_type"])
