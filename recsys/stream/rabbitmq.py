@@ -151,6 +151,7 @@ class RabbitConsumer:
                 if pending:
                     self._flush(channel, pending)
                     pending, waiting = [], 0
+                    last_message = time.monotonic()  # idle counts from the last commit
                 idle = time.monotonic() - last_message
                 if self._stopping or (idle_exit_s is not None and idle >= idle_exit_s):
                     break
