@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from recsys.segments.definitions import dump, json_path, problem_of
 from recsys.store import ApiKeyRecord, Role
 from serving.deps import ReadKey, StateDep, require
-from serving.schemas import V1_ERRORS, IdPath, problem
+from serving.schemas import BAD_BODY, V1_ERRORS, IdPath, problem
 from serving.schemas_segments import (
     DeletedOut,
     MembersOut,
@@ -81,7 +81,7 @@ def list_segments(state: StateDep, key: ReadKey) -> SegmentList:
     response_model=SegmentOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create a rule segment",
-    responses={409: problem("The id is taken")},
+    responses={**BAD_BODY, 409: problem("The id is taken")},
 )
 def create_segment(body: SegmentIn, state: StateDep, key: MarketerKey) -> SegmentOut:
     """Store the definition and evaluate every customer against it before answering; members
@@ -96,7 +96,12 @@ def create_segment(body: SegmentIn, state: StateDep, key: MarketerKey) -> Segmen
     return _out(state, row)
 
 
-@router.post("/segments/preview", response_model=PreviewOut, summary="Preview a definition")
+@router.post(
+    "/segments/preview",
+    response_model=PreviewOut,
+    summary="Preview a definition",
+    responses=BAD_BODY,
+)
 def preview_segment(body: PreviewIn, state: StateDep, key: ReadKey) -> PreviewOut:
     """How many customers a definition matches now, and a sample of them (nothing is saved)."""
     state.segments.check_references("__preview__", body.definition)
@@ -114,7 +119,7 @@ def get_segment(segment_id: IdPath, state: StateDep, key: ReadKey) -> SegmentOut
     "/segments/{segment_id}",
     response_model=SegmentOut,
     summary="Change a segment",
-    responses={**NOT_FOUND, 409: problem("The segment's rule is fixed")},
+    responses={**BAD_BODY, **NOT_FOUND, 409: problem("The segment's rule is fixed")},
 )
 def update_segment(
     segment_id: IdPath, body: SegmentUpdate, state: StateDep, key: MarketerKey
