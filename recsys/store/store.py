@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from recsys.store.audit import AuditLog
+from recsys.store.campaigns import CampaignStore
 from recsys.store.catalogue import ItemStore
 from recsys.store.customers import CustomerStore
 from recsys.store.db import make_engine, mask_url, read_session
@@ -22,7 +23,7 @@ from recsys.store.segments import SegmentStore
 @dataclass
 class Store:
     """The store's parts over one engine: ``events``, ``profiles``, ``items`` (the catalogue),
-    ``customers`` (customer attributes), ``keys``, ``audit``, ``segments``.
+    ``customers`` (customer attributes), ``keys``, ``audit``, ``segments``, ``campaigns``.
 
     Build it with :meth:`open` (engine + schema migration) or from an existing engine.
     """
@@ -35,6 +36,7 @@ class Store:
     keys: ApiKeyStore = field(init=False)
     audit: AuditLog = field(init=False)
     segments: SegmentStore = field(init=False)
+    campaigns: CampaignStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.events = EventStore(self.engine)
@@ -44,6 +46,7 @@ class Store:
         self.keys = ApiKeyStore(self.engine)
         self.audit = AuditLog(self.engine)
         self.segments = SegmentStore(self.engine)
+        self.campaigns = CampaignStore(self.engine)
 
     @classmethod
     def open(cls, url: str | None = None, **engine_kwargs: Any) -> Store:
