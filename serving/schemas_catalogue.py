@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from serving.schemas import Rejection, Text
+
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s.\x00]+(\.[^@\s.\x00]+)+$"  # what the store checks
+TIME_ZONES = sorted(zoneinfo.available_timezones())  # the spec lists what the check accepts
 
 
 class ItemsIn(BaseModel):
@@ -63,11 +67,17 @@ class CustomerIn(BaseModel):
     )
 
     email: Text | None = Field(
-        default=None, max_length=320, description="Checked: name@domain.tld."
+        default=None,
+        max_length=320,
+        description="Checked: name@domain.tld.",
+        json_schema_extra={"pattern": EMAIL_PATTERN},
     )
     country: Text | None = Field(default=None, max_length=64)
     time_zone: Text | None = Field(
-        default=None, max_length=64, description="IANA name, e.g. Europe/Berlin or UTC."
+        default=None,
+        max_length=64,
+        description="IANA name, e.g. Europe/Berlin or UTC.",
+        json_schema_extra={"enum": TIME_ZONES},
     )
     consents: dict[Text, StrictBool] | None = Field(
         default=None, description="Per channel: true (may contact) or false (opted out)."
