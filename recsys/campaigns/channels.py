@@ -19,6 +19,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 
+from recsys.campaigns.guards import unsubscribe_token
 from recsys.campaigns.settings import CampaignSettings
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ SIGNATURE_HEADER = "X-Recsys-Signature"
 
 class Channel(ABC):
     """Delivers rendered messages (dicts with ``key``, ``recipient``, ``subject``, ``text``,
-    ``html``, ``url``, ``user_id``, ``campaign_id``, ``items``, ``unsubscribe_url``)."""
+    ``html``, ``url``, ``user_id``, ``campaign_id``, ``items``)."""
 
     @abstractmethod
     def deliver(self, messages: list[dict[str, Any]]) -> list[str | None]:
@@ -39,6 +40,8 @@ class SmtpChannel(Channel):
 
     def __init__(self, settings: CampaignSettings) -> None:
         self.settings = settings
+        self.secret = settings.secret()
+        self.base_url = settings.public_url.rstrip("/")
 
     def _email(self, message: dict[str, Any]) -> EmailMessage:
         mail = EmailMessage()
@@ -47,8 +50,8 @@ class SmtpChannel(Channel):
         mail["Subject"] = message["subject"]
         # The idempotency key is the Message-ID: a receiver can drop a duplicate by it.
         mail["Message-ID"] = f"<{message['key'].replace(':', '.')}@recsys>"
-        if message.get("unsubscribe_url"):
-            mail["List-Unsubscribe"] = f"<{message['unsubscribe_url']}>"
+        token = unsubscribe_token(self.secret, message["user_id"], "email")
+        mail["List-Unsubscribe"] = f"<{self.base_url}/v1/unsubscribe?token={token}>"
         mail.set_content(message["text"] or " ")
         if message.get("html"):
             mail.add_alternative(message["html"], subtype="html")
