@@ -22,18 +22,14 @@ def train(
 ) -> None:
     """Train the default model, evaluate it with baselines under the fixed protocol, log to MLflow,
     register a version (alias challenger) and promote it to champion only if it is better."""
-    from recsys.registry import RegistryUnavailableError
-    from training.config import ConfigError, load_config
+    from training.config import load_config
     from training.job import run_training
 
     logging.getLogger("recsys").setLevel(logging.INFO)
     logging.getLogger("training").setLevel(logging.INFO)
-    try:
-        parsed = load_config(config, from_store=from_store)
-        outcome = run_training(parsed, progress=not no_progress and not as_json)
-    except (ConfigError, RegistryUnavailableError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    # A bad config exits 2, an unreachable registry 1 (recsys_cli.main maps the error kinds).
+    parsed = load_config(config, from_store=from_store)
+    outcome = run_training(parsed, progress=not no_progress and not as_json)
     if as_json:
         typer.echo(json.dumps({
             "run_id": outcome.run_id, "version": outcome.version, "promoted": outcome.promoted,

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover
 
 from recsys.data.frame import pd
 from recsys.data.interactions import Interactions, encode_ids, sorted_vocabulary
+from recsys.errors import InvalidInputError
 from recsys.eval.metrics import recall_ndcg_at_k
 from recsys.eval.protocol import TemporalSplit
 
@@ -48,7 +49,10 @@ def rank_metrics(
     """Average Recall@K / NDCG@K for ``score_batch(user_index_tensor) -> (b, n_items) scores``."""
     max_k = max(ks)
     if max_k > train.n_items:
-        raise ValueError(f"k={max_k} exceeds the {train.n_items} items that occur in training")
+        raise InvalidInputError(
+            f"k={max_k} exceeds the {train.n_items} items that occur in training; "
+            "pass smaller cut-offs (--k)"
+        )
     seen = train.matrix()
     eval_users = np.unique(test["u"].to_numpy())
     test_sorted = test.sort_values("u")
