@@ -61,10 +61,10 @@ def _shown(name: Any) -> str:
     return str(name).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _record_problem(record: Any) -> tuple[str | None, str] | None:
-    """Rules 1 and 2: the first problem of the record as a whole, or None."""
-    if not isinstance(record, dict):
-        return None, _NOT_AN_OBJECT
+def unstorable_field(record: dict[str, Any]) -> tuple[str, str] | None:
+    """``(field, problem)`` for the first field holding text no backend can store or a value
+    that is not plain JSON (keys and nested values included), or None. Used for every record
+    the store takes: events here, items and customers in :mod:`recsys.store.checks`."""
     for name, value in record.items():
         if isinstance(value, str | int | float | bool | None) and isinstance(name, str):
             problem = text_problem(name) or (isinstance(value, str) and text_problem(value))
@@ -84,6 +84,16 @@ def _record_problem(record: Any) -> tuple[str | None, str] | None:
                 stack.extend(inner)
             elif isinstance(current, str) and (problem := text_problem(current)):
                 return _shown(name), f"{_shown(name)} {problem}"
+    return None
+
+
+def _record_problem(record: Any) -> tuple[str | None, str] | None:
+    """Rules 1 and 2: the first problem of the record as a whole, or None."""
+    if not isinstance(record, dict):
+        return None, _NOT_AN_OBJECT
+    found = unstorable_field(record)
+    if found:
+        return found
     stamp = record.get("timestamp")
     if isinstance(stamp, datetime) and stamp.tzinfo is None:  # text without an offset is UTC
         return "timestamp", f"timestamp {stamp.isoformat()} has no time zone"

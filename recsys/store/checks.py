@@ -8,44 +8,12 @@ surrogates (JSON ``\\ud800`` escapes) as UTF-8, and ids have a column length.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
+from recsys.data.event_check import text_problem, unstorable_field
 from recsys.store.tables import ID_LENGTH
 
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored by every backend (NUL, lone surrogates), or None.
-
-    The same rule as ``recsys.ingest.text_problem`` (the store cannot import the event path).
-    """
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"is not valid Unicode (lone surrogate at position {exc.start})"
-    return None
-
-
-def unstorable_field(record: Mapping[str, Any]) -> tuple[str, str] | None:
-    """``(field, problem)`` for the first field holding text no backend can store (keys and
-    nested values included; iterative, so there is no depth limit), or None."""
-    for name, value in record.items():
-        stack = [name, value]
-        while stack:
-            current = stack.pop()
-            if isinstance(current, Mapping):
-                stack.extend(current.keys())
-                stack.extend(current.values())
-            elif isinstance(current, list | tuple):
-                stack.extend(current)
-            elif isinstance(current, str):
-                problem = text_problem(current)
-                if problem:
-                    shown = str(name).encode("utf-8", "backslashreplace").decode("utf-8")
-                    return shown, f"{shown} {problem}"
-    return None
+__all__ = ["id_problem", "json_object", "text_problem", "unstorable_field"]
 
 
 def id_problem(name: str, value: str) -> str | None:
