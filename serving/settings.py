@@ -36,6 +36,18 @@ class Settings(CommonSettings):
     suppress_seconds: float = Field(
         default=3600.0, ge=0, description="Window of the 'recently recommended' suppression filter."
     )
+    model_poll_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often each model replica looks up the model alias and swaps to a new "
+        "champion by itself; 0 disables.",
+    )
+    catalogue_check_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="How often a model replica asks the store for catalogue changes; 0: before "
+        "every batch (a change is in the next answer).",
+    )
     batch_max_size: int = Field(default=32, ge=1)
     batch_wait_timeout_s: float = Field(default=0.002, ge=0)
 

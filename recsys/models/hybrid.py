@@ -105,6 +105,7 @@ class HybridModel(Recommender):
         self.max_history = int(max_history)
         self.complement_params = ComplementModel(complements).params  # checked here
         self.complements: dict[str, np.ndarray] = {}
+        self.item_tower: dict = {}  # content-feature tables: vectors of items added after training
         self._intents: ComplementScorer | None = None
         self.event_weights = EventWeighting(event_weights or {}).event_weights
         self.params = DEFAULT_PARAMS | dict(params or {})
@@ -138,6 +139,9 @@ class HybridModel(Recommender):
             progress=self.progress, device=self.device, **self.two_tower,
         ).fit(train, items=items, users=users)  # fmt: skip
         self._tt_stats = tt.training_stats
+        self.item_tower = {"config": tt.item_feature_config} | {
+            f"tower_{k}": v for k, v in tt.feature_tables.items() if k.startswith("item_feature_")
+        }
         arrays = tt.to_arrays()
         arrays["mean_user"] = arrays["user_vectors"].mean(axis=0)
         if train.n_items <= self.ease_max_items:
@@ -261,7 +265,10 @@ class HybridModel(Recommender):
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays, config = self._ready().to_arrays()
-        return arrays | self.complements, config
+        tower = {k: v for k, v in self.item_tower.items() if k != "config"}
+        if "config" in self.item_tower:
+            config = config | {"item_tower": self.item_tower["config"]}
+        return arrays | self.complements | tower, config
 
     @classmethod
     def from_arrays(cls, arrays: dict, config: dict, device="auto") -> HybridModel:
@@ -271,6 +278,9 @@ class HybridModel(Recommender):
         model.scorer = BlendScorer.from_arrays(arrays, config, device=model.device)
         model.n_items = model.scorer.n_items
         model.complements = {k: v for k, v in arrays.items() if k.startswith("comp_")}
+        model.item_tower = {k: v for k, v in arrays.items() if k.startswith("tower_")}
+        if "item_tower" in config:
+            model.item_tower["config"] = config["item_tower"]
         return model
 
 

@@ -12,7 +12,9 @@ items pass the filters (small catalogues, restrictive filters: exact, and cheap)
 search over the item vectors, the co-visitation neighbours of the recent items and the most
 popular items. The model scores the candidates on the request's sparse history
 (``recsys.recommend.scoring``); business filters drop what may not be shown; popular in-filter
-items backfill so that k items come back whenever k eligible items exist.
+items backfill so that k items come back whenever k eligible items exist. The catalogue is
+live: :meth:`RecommendationEngine.apply_catalogue` takes stock, price, category and active
+changes and items added after training (``recsys.recommend.live_catalogue``, ``new_items``).
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ import numpy as np
 
 from recsys.bundle import ServingBundle
 from recsys.data.frame import pd
-from recsys.errors import InvalidInputError, NotFoundError, RecsysError
+from recsys.errors import InvalidInputError, RecsysError
 from recsys.index import make_index
 from recsys.models.blend import BlendScorer, UserState
 from recsys.models.complement_scorer import ComplementScorer, Intent
 from recsys.recommend.filters import Catalogue, Eligible, Filters
-from recsys.recommend.ranking import first_eligible, top_k
+from recsys.recommend.item_answers import UnknownItemError, basket_scores
+from recsys.recommend.live_catalogue import ReadWriteLock, apply_changes, trained_content
+from recsys.recommend.new_items import ItemContent, NewItems
+from recsys.recommend.ranked import answer_of, backfill, raise_first, rank, rank_catalogue
 from recsys.recommend.requests import Answer, RecommendRequest, Request
 from recsys.recommend.scoring import PreparedState, RequestScorer
 from recsys.recommend.state import lookup, merge_events
@@ -42,10 +47,6 @@ logger = logging.getLogger(__name__)
 PURCHASE = "purchase"
 EXACT_SCORING_LIMIT = 20_000  # score every eligible item exactly when at most this many
 RECENT_ITEMS = 5  # co-visitation neighbours of this many latest items join the candidates
-
-
-class UnknownItemError(NotFoundError, KeyError):
-    """An item id the served model does not know."""
 
 
 @dataclass
@@ -107,17 +108,21 @@ class RecommendationEngine:
         self.complements = None if settings is None else ComplementScorer(bundle.arrays, settings)
         self.item_ids = np.asarray(bundle.item_ids, dtype=object).astype(str)
         self.user_ids = np.asarray(bundle.user_ids, dtype=object).astype(str)
-        self._items = pd.Index(self.item_ids)
+        self.n_trained = len(self.item_ids)
+        self._trained = self.items_index = pd.Index(self.item_ids)  # the latter grows
         self._users = pd.Index(self.user_ids)
         self.n_candidates = int(candidates)
         self.exact_scoring_limit = int(exact_scoring_limit)
-        popularity = self.scorer.popularity.detach().cpu().numpy()
-        self.popular_order = np.argsort(-popularity, kind="stable")
+        self.prior = self.requests.prior  # replaced (grown) when new items arrive
+        self.popular_order = np.argsort(-self.prior, kind="stable")
         self.popular_candidates = self.popular_order[: int(popular_candidates)]
         self.catalogue = Catalogue(self.item_ids, bundle.items, order=self.popular_order)
         vectors = self.requests.item_vectors.astype(np.float32, copy=False)
         self.index = make_index(index_kind, dim=vectors.shape[1], device=device)
         self.index.build(np.arange(len(vectors), dtype=np.int64), vectors)
+        self.new_items = NewItems(self.n_trained, dim=vectors.shape[1])
+        self._content: ItemContent | None = None
+        self._rw = ReadWriteLock()
         self.recently = RecentRecommendations(suppress_seconds)
         self._forgotten: set[str] = set()
         self._lock = threading.Lock()
@@ -128,7 +133,7 @@ class RecommendationEngine:
 
     # ------------------------------------------------------------------ state
     def item_index(self, item_id: str) -> int:
-        position = lookup(self._items, [str(item_id)])[0]
+        position = lookup(self.items_index, [str(item_id)])[0]
         if position < 0:
             raise UnknownItemError(f"unknown item {item_id!r}")
         return int(position)
@@ -144,7 +149,7 @@ class RecommendationEngine:
         """The model's history of the user (if known) followed by the given recent events."""
         user = None if user_id is None else self.user_index(user_id)
         stored = None if user is None else self.scorer.user_state(user)
-        return merge_events(stored, events, self._items, now)
+        return merge_events(stored, events, self._trained, now)  # the model's items only
 
     def search_width(self, k: int) -> int:
         """How many ANN candidates a request for ``k`` items asks the index for."""
@@ -165,7 +170,7 @@ class RecommendationEngine:
     def recommend_many(self, requests: Sequence[RecommendRequest]) -> list[Answer]:
         """Answer several requests with one batched ANN search (dynamic request batching);
         raises the first request's error if any request is bad."""
-        return _raise_first([self._finish(plan) for plan in _raise_first(self._plans(requests))])
+        return raise_first([self._finish(plan) for plan in raise_first(self._plans(requests))])
 
     def answer_many(self, requests: Sequence[Request]) -> list[Answer | dict | RecsysError]:
         """Answer any mix of requests: personalised ones in one batch, the rest one by one.
@@ -182,6 +187,10 @@ class RecommendationEngine:
             an unknown item or category). One request's error never fails the others; an error
             that is not a ``RecsysError`` is a bug and propagates.
         """
+        with self._rw.reading():  # catalogue changes wait for the answers in flight
+            return self._answer_many(requests)
+
+    def _answer_many(self, requests: Sequence[Request]) -> list[Answer | dict | RecsysError]:
         out: list = [None] * len(requests)
         batched = [i for i, r in enumerate(requests) if isinstance(r, RecommendRequest)]
         plans = self._plans([requests[i] for i in batched])
@@ -207,10 +216,10 @@ class RecommendationEngine:
         by the popularity prior. This is what ``recommend_many`` ranks (for evaluation).
         """
         out = []
-        for plan in _raise_first(self._plans(requests)):
+        for plan in raise_first(self._plans(requests)):
             if plan.prepared is None:
-                chosen, _ = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
-                out.append((chosen, self.requests.prior[chosen].astype(np.float32)))
+                chosen, _ = backfill(self, np.zeros(0, np.int64), plan.eligible, plan.k)
+                out.append((chosen, self.prior[chosen].astype(np.float32)))
             else:
                 out.append((plan.candidates, self._score(plan)))
         return out
@@ -259,19 +268,19 @@ class RecommendationEngine:
 
     def _finish(self, plan: _Plan) -> Answer:
         if plan.prepared is None:
-            chosen, scores = self._backfill(np.zeros(0, np.int64), plan.eligible, plan.k)
+            chosen, scores = backfill(self, np.zeros(0, np.int64), plan.eligible, plan.k)
             strategy = "popular"
         else:
             scores = self._score(plan)
-            chosen, scores = self._rank(plan.candidates, scores, plan.eligible, plan.k)
+            chosen, scores = rank(self, plan.candidates, scores, plan.eligible, plan.k)
             strategy = "personalised" if plan.state.user is not None else "session"
         self.recently.record(plan.user_id, chosen)
-        return self._answer(chosen, scores, strategy, user_id=plan.user_id)
+        return answer_of(self, chosen, scores, strategy, user_id=plan.user_id)
 
     def _score(self, plan: _Plan) -> np.ndarray:
         """Model scores of the plan's candidates, moved by what the customer just did."""
-        return self.adjust(plan.state, plan.candidates, self.requests.score(plan.prepared,
-                           plan.candidates), plan.intent)  # fmt: skip
+        scores = self.new_items.score(self.requests, plan.prepared, plan.candidates)
+        return self.adjust(plan.state, plan.candidates, scores, plan.intent)
 
     def adjust(self, state: UserState, candidates, scores, intent=False) -> np.ndarray:
         """Model ``scores`` of ``candidates`` moved by the intent of ``state``'s latest events
@@ -282,6 +291,7 @@ class RecommendationEngine:
             intent = self.complements.intent(state.items, state.event_types, state.timestamps)
         # the blend's components are scaled to unit spread: the weights' sum is its spread
         unit = sum(abs(w) for w in self.scorer.weights.values())
+        candidates = self.new_items.representative(candidates)  # new items: as their proxy
         return self.complements.adjust(candidates, scores, intent, unit)
 
     def similar_items(self, item_id: str, k: int = 10, filters: Filters | None = None) -> Answer:
@@ -291,9 +301,9 @@ class RecommendationEngine:
         item = self.item_index(item_id)
         filters = filters or Filters(exclude_purchased=False)
         eligible = Eligible(self.catalogue.mask(filters), np.array([item]))
-        scores = self.requests.cross_sell([item])
-        chosen, values = self._rank_catalogue(scores, eligible, k)
-        return self._answer(chosen, values, "similar", item_id=item_id)
+        scores = self.new_items.similar(self.requests, item)
+        chosen, values = rank_catalogue(self, scores, eligible, k)
+        return answer_of(self, chosen, values, "similar", item_id=item_id)
 
     def cross_sell(
         self,
@@ -309,30 +319,17 @@ class RecommendationEngine:
         category of basket items the model does not know (new items): they get its complements.
         """
         k = self._check_k(k)
-        if isinstance(basket, str) or not isinstance(basket, Sequence | np.ndarray):
-            raise InvalidInputError(f"basket must be a list of item ids, got {basket!r}")
-        if len(basket) == 0:
-            raise InvalidInputError("cross-sell needs at least one basket item")
-        positions = lookup(self._items, [str(i) for i in basket])
-        known = np.unique(positions[positions >= 0])
-        unknown = [str(i) for i, p in zip(basket, positions, strict=True) if p < 0]
-        hinted = [] if self.complements is None else self.complements.codes(unknown, categories)
-        if len(known) == 0 and not hinted:
-            raise UnknownItemError(f"none of the basket items is known: {', '.join(unknown)}")
+        scores, known, unknown = basket_scores(self, basket, categories)
         filters = filters or Filters()
         excluded = [known]
         if user_id is not None:
             state = self.user_state(user_id, events)
             excluded.append(self._excluded(user_id, state, filters))
         eligible = Eligible(self.catalogue.mask(filters), np.concatenate(excluded))
-        if self.complements is None:
-            scores = self.requests.cross_sell(known)
-        else:
-            scores = self.complements.scores(known, hinted)
-        chosen, values = self._rank_catalogue(scores, eligible, k)
+        chosen, values = rank_catalogue(self, scores, eligible, k)
         if user_id is not None:
             self.recently.record(user_id, chosen)
-        answer = self._answer(chosen, values, "cross-sell", user_id=user_id)
+        answer = answer_of(self, chosen, values, "cross-sell", user_id=user_id)
         answer.meta["unknown_items"] = unknown
         return answer
 
@@ -341,6 +338,18 @@ class RecommendationEngine:
         are one category), and the model version."""
         rows = [{"category": name, "items": n} for name, n in self.catalogue.categories()]
         return {"categories": rows, "model_version": self.model_version}
+
+    def apply_catalogue(self, rows: Sequence[dict]) -> dict:
+        """Apply catalogue change rows (``item_id`` and any of title, category, price, in_stock,
+        active; ``recsys.recommend.live_catalogue``); returns ``{"updated": n, "added": m}``."""
+        with self._rw.writing():
+            return apply_changes(self, rows)
+
+    def item_content(self) -> ItemContent:
+        """Content vectors for new items (built on first use)."""
+        if self._content is None:
+            self._content = trained_content(self)
+        return self._content
 
     def forget_user(self, user_id: str) -> int:
         """Drop the user's trained vector, stored history and suppression memory; returns how
@@ -388,47 +397,3 @@ class RecommendationEngine:
         if filters.suppress_recent and user_id is not None:
             out.append(np.asarray(self.recently.recent(str(user_id)), dtype=np.int64))
         return np.concatenate(out) if out else np.array([], dtype=np.int64)  # Eligible dedupes
-
-    def _rank(self, candidates, scores, eligible: Eligible, k: int):
-        """Top-``k`` of eligible ``candidates`` by score, backfilled with popular items."""
-        chosen, values = top_k(np.asarray(candidates, np.int64), np.asarray(scores), k)
-        values = values.astype(np.float64)
-        if len(chosen) < k:
-            extra, extra_scores = self._backfill(chosen, eligible, k - len(chosen))
-            floor = float(values.min()) if len(values) else 0.0
-            chosen = np.concatenate([chosen, extra])
-            values = np.concatenate([values, np.minimum(extra_scores, floor) - 1e-6])
-        return chosen, values
-
-    def _rank_catalogue(self, scores: np.ndarray, eligible: Eligible, k: int):
-        """``_rank`` over the whole catalogue (``scores`` has one entry per item; modified)."""
-        scores[~eligible.catalogue.mask] = -np.inf
-        scores[eligible.excluded] = -np.inf
-        return self._rank(np.arange(len(scores)), scores, eligible, k)
-
-    def _backfill(self, taken: np.ndarray, eligible: Eligible, k: int):
-        """The ``k`` most popular eligible items not in ``taken``, with their popularity prior."""
-        catalogue = eligible.catalogue
-        small = catalogue.count <= self.exact_scoring_limit
-        extra = first_eligible(catalogue.ordered() if small else self.popular_order, eligible,
-                               taken, k)  # fmt: skip
-        return extra, self.requests.prior[extra].astype(np.float64)
-
-    def _answer(self, chosen, scores, strategy: str, **meta) -> Answer:
-        rows = [
-            {
-                "item_id": str(self.item_ids[i]),
-                "score": round(float(s), 6),
-                **self.catalogue.describe(i),
-            }
-            for i, s in zip(chosen, scores, strict=True)
-        ]
-        return Answer(rows, strategy, self.model_version, {k: v for k, v in meta.items() if v})
-
-
-def _raise_first(results: list):
-    """``results`` unchanged when none is an error; otherwise the first error is raised."""
-    for result in results:
-        if isinstance(result, RecsysError):
-            raise result
-    return results

@@ -105,7 +105,8 @@ class Catalogue:
 
     Catalogue-level masks are cached per filter combination (the few a shop uses are computed
     once, not per request); the cached arrays are read-only. ``order`` lists the item indices in
-    backfill order (most popular first; default: index order).
+    backfill order (most popular first; default: index order). Inactive items (deleted from the
+    shop) pass no filter. A catalogue is not changed in place: :meth:`changed` returns a new one.
     """
 
     def __init__(
@@ -126,14 +127,46 @@ class Catalogue:
         )
         stock = _column(table, "in_stock", n, True)
         self.in_stock = np.asarray(pd.Series(stock).fillna(True).astype(bool))
+        self.active = np.asarray(pd.Series(_column(table, "active", n, True)).astype(bool))
+        self.order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+        self._index_categories()
+
+    def _index_categories(self) -> None:
         folded = np.array([str(c).casefold() for c in self.category], dtype=object)
         self._folded = pd.Index(pd.unique(folded))  # one code per category, case folded
         self.category_code = self._folded.get_indexer(folded)
         first = np.unique(self.category_code, return_index=True)[1]
         self._names = self.category[first]  # by code, spelled as the code's first item spells it
-        self.order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
         self._masks: OrderedDict[tuple, CatalogueMask] = OrderedDict()
         self._lock = threading.Lock()
+
+    def changed(self, positions, rows: pd.DataFrame, order: np.ndarray | None = None) -> Catalogue:
+        """A new catalogue with ``rows`` written at ``positions`` (this one is left as it is,
+        so answers in flight keep a consistent view); positions from ``len(self)`` on append
+        items. ``rows`` has ``item_id`` and any of title, category, price, in_stock, active
+        (a missing value keeps the current one, so an item the store describes in part keeps
+        its training-time metadata); ``order`` is the new backfill order (default: this one's,
+        new items last)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        n = max(len(self), int(positions.max()) + 1) if len(positions) else len(self)
+        out = object.__new__(Catalogue)
+        for name, fill in (("item_ids", None), ("title", ""), ("category", ""),
+                           ("price", np.nan), ("in_stock", True), ("active", True)):  # fmt: skip
+            current = getattr(self, name)
+            grown = np.full(n, fill, dtype=current.dtype)
+            grown[: len(current)] = current
+            if name in rows:  # a missing value keeps the current one
+                given = (~pd.isna(rows[name])).to_numpy()
+                grown[positions[given]] = rows[name].to_numpy(dtype=object)[given]
+            setattr(out, name, grown)
+        out.item_ids[positions] = rows["item_id"].to_numpy(dtype=object)
+        out.price = pd.to_numeric(pd.Series(out.price), errors="coerce").to_numpy(float)
+        out.in_stock, out.active = out.in_stock.astype(bool), out.active.astype(bool)
+        if order is None:
+            order = np.concatenate([self.order, np.arange(len(self), n, dtype=np.int64)])
+        out.order = np.asarray(order, dtype=np.int64)
+        out._index_categories()
+        return out
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -152,6 +185,10 @@ class Catalogue:
         if unknown:
             raise UnknownCategoryError(self._unknown(unknown[0], field))
         return np.isin(self.category_code, codes)
+
+    def category_codes(self, names) -> np.ndarray:
+        """Category code per name (any case), -1 for a name no item carries."""
+        return self._folded.get_indexer([str(name).casefold() for name in names])
 
     def categories(self) -> list[tuple[str, int]]:
         """``(category, items)`` per category, by name; items without a category are left out.
@@ -190,7 +227,7 @@ class Catalogue:
         return found
 
     def _compute(self, filters: Filters) -> np.ndarray:
-        mask = np.ones(len(self), dtype=bool)
+        mask = self.active.copy()  # deleted from the shop: never recommended
         if filters.in_stock:
             mask &= self.in_stock
         if filters.categories is not None:
@@ -284,7 +321,7 @@ def _catalogue_key(filters: Filters) -> tuple:
 def _column(table: pd.DataFrame, name: str, n: int, default) -> np.ndarray:
     if name not in table:
         return np.full(n, default, dtype=object)
-    values = table[name].to_numpy(dtype=object)
+    values = np.array(table[name].to_numpy(dtype=object), dtype=object)  # a writable copy
     missing = pd.isna(table[name]).to_numpy()
     values[missing] = default
     return values

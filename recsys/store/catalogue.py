@@ -26,6 +26,7 @@ from recsys.data.frame import pd
 from recsys.data.records import Rejection, validate_records
 from recsys.data.schemas import ITEMS, Column, Schema
 from recsys.errors import NotFoundError
+from recsys.store.catalogue_feed import next_change_seq
 from recsys.store.checks import id_problem, json_object, unstorable_field
 from recsys.store.db import dialect_insert, read_session, write_session
 from recsys.store.tables import Item, utcnow
@@ -94,9 +95,10 @@ def write_items(session: Session, rows: Sequence[dict]) -> int:
     """Upsert :func:`table_row` rows in the caller's transaction; one statement per set of
     written columns, items in id order (concurrent writers lock rows in the same order)."""
     groups: dict[frozenset, list[dict]] = {}
+    seq = next_change_seq(session)  # serving replicas pick the rows up by it
     for row in sorted(rows, key=lambda r: r["item_id"]):
-        values = {k: v for k, v in row.items() if k != "_written"}
-        groups.setdefault(row["_written"], []).append(values)
+        values = {k: v for k, v in row.items() if k != "_written"} | {"change_seq": seq}
+        groups.setdefault(row["_written"] | {"change_seq"}, []).append(values)
     for written, values in groups.items():
         stmt = dialect_insert(session, Item.__table__)
         stmt = stmt.on_conflict_do_update(
@@ -187,7 +189,10 @@ class ItemStore:
         """
         with write_session(self.engine) as session:
             stmt = update(Item).where(Item.item_id == item_id)
-            done = session.execute(stmt.values(active=False, updated_at=utcnow())).rowcount
+            seq = next_change_seq(session)
+            done = session.execute(
+                stmt.values(active=False, updated_at=utcnow(), change_seq=seq)
+            ).rowcount
             if not done:
                 raise CatalogueItemNotFound(f"item {item_id!r} is not in the catalogue")
             return _as_dict(session.get(Item, item_id))

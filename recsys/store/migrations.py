@@ -84,11 +84,20 @@ def _campaigns(conn: Connection) -> None:
     create_tables(conn, *campaigns.TABLES)
 
 
+def _catalogue_feed(conn: Connection) -> None:
+    items = Base.metadata.tables["items"]
+    add_column(conn, "items", items.c.change_seq)
+    for index in items.indexes:
+        if index.name == "ix_items_change_seq":
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "events, user_profiles, api_keys, audit_log, erasures", _initial),
     Migration(2, "items; user_profiles.time_zone and updated_at", _catalogue_and_customers),
     Migration(3, "customer_aggregates and segment tables", _segments),
     Migration(4, "campaign tables", _campaigns),
+    Migration(5, "items.change_seq (the catalogue change feed)", _catalogue_feed),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

@@ -132,6 +132,7 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         Index("ix_items_updated_at", "updated_at"),
+        Index("ix_items_change_seq", "change_seq"),
         CheckConstraint("stock >= 0", name="ck_items_stock"),
     )
 
@@ -144,6 +145,8 @@ class Item(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: deleted from the shop
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONObject)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # commit-ordered change number (recsys.store.catalogue_feed); NULL: written before step 5
+    change_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):
