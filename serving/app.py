@@ -28,7 +28,16 @@ from serving.limits import BodySizeLimit
 from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.model_client import ModelClient
 from serving.request_id import RequestIdMiddleware, id_headers, request_id_of
-from serving.routes import admin, events, health, items, recommendations, segments, users
+from serving.routes import (
+    admin,
+    campaigns,
+    events,
+    health,
+    items,
+    recommendations,
+    segments,
+    users,
+)
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -172,7 +181,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         return _internal_error(request, exc)
 
     # items after recommendations: /items/{id}/similar must win over /items/{id:path}.
-    for module in (recommendations, items, events, users, admin, health, segments):
+    for module in (recommendations, items, events, users, admin, health, segments, campaigns):
         app.include_router(module.router)
     recommendations.document_max_k(app, settings.max_k)
     _add_offline_docs(app)

@@ -19,8 +19,9 @@ from recsys.recommend import CrossSellRequest, Filters, RecommendRequest, Reques
 from recsys.store.campaigns import SendRow
 from recsys.store.tables import Event, Item
 
-Recommender = Callable[[Sequence[Request]], list[list[str] | None]]
-"""Answers a batch of engine requests with item ids per request (None: that request failed)."""
+Recommender = Callable[[Sequence[Request]], list[list[dict] | None]]
+"""Answers a batch of engine requests with item dicts (``item_id``, ``title``, ``in_stock`` ...)
+per request (None: that request failed)."""
 OVERFETCH = 3  # ask the engine for this many times k, so the filters can drop some
 CHUNK = 500
 
@@ -28,9 +29,9 @@ CHUNK = 500
 def engine_recommender(engine) -> Recommender:
     """A :data:`Recommender` over a ``RecommendationEngine`` in this process."""
 
-    def recommend(requests: Sequence[Request]) -> list[list[str] | None]:
+    def recommend(requests: Sequence[Request]) -> list[list[dict] | None]:
         answers = engine.answer_many(list(requests))
-        return [None if isinstance(a, RecsysError) else a.item_ids for a in answers]
+        return [None if isinstance(a, RecsysError) else a.items for a in answers]
 
     return recommend
 
@@ -100,7 +101,7 @@ def choose(
     by_model: dict[str, list[int]] = defaultdict(list)
     for i, want in enumerate(wants):
         by_model[want.spec.model or "default"].append(i)
-    raw: list[list[str]] = [[] for _ in wants]
+    raw: list[list[dict]] = [[] for _ in wants]
     for model, positions in by_model.items():
         recommender = recommenders.get(model) or recommenders.get("default")
         if recommender is None:
@@ -120,9 +121,7 @@ def choose(
     bought = purchases_since(session, users, earliest)
     longest = max((w.spec.exclude_sent_days for w in wants), default=0)
     sent = _sent_items(session, users, now - timedelta(days=longest)) if longest else {}
-    catalogue = items_by_id(
-        session, {i for ids in raw for i in ids} | {b for w in wants for b in w.basket}
-    )
+    catalogue = items_by_id(session, {i["item_id"] for ids in raw for i in ids})
     out = []
     for want, ids in zip(wants, raw, strict=True):
         drop = {item for item, at in bought.get(want.user_id, []) if at >= want.enrolled_at}
@@ -130,9 +129,12 @@ def choose(
         drop |= {item for item, at in sent.get(want.user_id, []) if at >= cutoff}
         drop |= set(want.basket)
         chosen = []
-        for item_id in ids:
-            item = catalogue.get(item_id)
-            if item is None or not item["in_stock"] or not item["active"] or item_id in drop:
+        for answered in ids:
+            item_id = answered["item_id"]
+            # The store's row is the current stock; an item the store does not hold (a catalogue
+            # only in the model bundle) keeps what the engine answered.
+            item = catalogue.get(item_id) or {"active": True, "in_stock": True, **answered}
+            if not item["in_stock"] or not item["active"] or item_id in drop:
                 continue
             chosen.append(item)
             drop.add(item_id)

@@ -160,3 +160,28 @@ class CampaignService:
 def d_statuses() -> list[str]:
     """The campaign states."""
     return list(TRANSITIONS)
+
+
+def preview_context(store: Store, user_id: str, item_ids: list[str], settings) -> dict[str, Any]:
+    """The template context of ``user_id`` with ``item_ids`` as the recommendations (what a
+    send would render, for ``POST /v1/templates/preview``)."""
+    from recsys.campaigns.guards import unsubscribe_token
+    from recsys.campaigns.recommend import items_by_id
+    from recsys.campaigns.sending import PROFILE_FIELDS, profiles
+    from recsys.store import read_session
+
+    with read_session(store.engine) as s:
+        profile = profiles(s, [user_id]).get(user_id) or {"user_id": user_id}
+        catalogue = items_by_id(s, set(item_ids) | set(profile.get("cart") or []))
+    token = unsubscribe_token(settings.secret(), user_id, "email")
+    return {
+        "customer": {k: profile.get(k) for k in ("user_id", "email", "country", "time_zone")}
+        | {"attributes": profile.get("attributes") or {}},
+        "profile": {k: profile.get(k) for k in PROFILE_FIELDS},
+        "recommendations": [catalogue[i] for i in item_ids if i in catalogue],
+        "cart": [catalogue[i] for i in profile.get("cart") or [] if i in catalogue],
+        "campaign": {"id": "preview", "name": "Preview"},
+        "trigger": {},
+        "arm": None,
+        "unsubscribe_url": f"{settings.public_url.rstrip('/')}/v1/unsubscribe?token={token}",
+    }
