@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 SAMPLE := data/sample
 ADMIN_KEY_FILE := var/admin.key
 TRAINED := var/.trained-sample
+LOADED := var/.loaded-sample
 
-.PHONY: install test lint run sample train clean
+.PHONY: install test lint run sample train load clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "recsys needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -43,7 +44,18 @@ train: sample
 	$(BIN)/recsys train --config configs/train.yaml
 	@mkdir -p var && touch $(TRAINED)
 
-run: $(TRAINED)
+# The sample catalogue and customers in the store (upserts: safe to repeat), so that
+# GET /v1/items/{id} and GET /v1/users/{id} answer right away; `make load` forces it.
+$(LOADED): $(SAMPLE)/events.parquet | $(STAMP)
+	$(BIN)/recsys import items $(SAMPLE)/items.parquet --no-progress
+	$(BIN)/recsys import users $(SAMPLE)/users.parquet --no-progress
+	@mkdir -p var && touch $@
+
+load: sample
+	@rm -f $(LOADED)
+	@$(MAKE) --no-print-directory $(LOADED)
+
+run: $(TRAINED) $(LOADED)
 	$(BIN)/recsys serve --admin-key-file $(ADMIN_KEY_FILE)
 
 clean:

@@ -2,7 +2,9 @@
 
 - ``ModelDeployment`` holds the engine (model + FAISS/torch index) and answers every model
   operation through one method, ``answer``, batching requests dynamically (one ANN search per
-  batch of personalised requests); it takes a GPU when the machine has one.
+  batch of personalised requests); it takes a GPU when the machine has one. Each replica follows
+  the store's catalogue before every batch and polls the registry for a new champion by itself
+  (``serving.model_server``).
 - ``ApiIngress`` is the FastAPI ingress: auth, validation, the store, metrics; it reaches the
   model through a deployment handle.
 

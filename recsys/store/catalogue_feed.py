@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from recsys.store.db import is_postgres, read_session
 from recsys.store.tables import Item
 
+_LAST_SEQ = select(func.max(Item.change_seq))
 FEED_COLUMNS = ("item_id", "title", "category", "price", "in_stock", "active", "attributes")
 """The fields of a change: what the serving filters and a new item's content vector read."""
 
@@ -51,9 +52,10 @@ class CatalogueFeed:
         self.engine = engine
 
     def last_seq(self) -> int:
-        """The newest ``change_seq`` (0 for an empty or never-changed catalogue): one index read."""
-        with read_session(self.engine) as session:
-            return int(session.scalar(select(func.max(Item.change_seq))) or 0)
+        """The newest ``change_seq`` (0 for an empty or never-changed catalogue): one index read
+        on a plain connection (no ORM session: this runs before every answered batch)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(_LAST_SEQ).scalar() or 0)
 
     def changes(self, after: int | None = None) -> CatalogueChanges:
         """Every item written after watermark ``after`` (``None``: the whole catalogue).

@@ -1,5 +1,6 @@
-"""One real Ray Serve run: start, query, ingest and see the next answer change, hot reload to a
-new champion under traffic without a failed request, erase, shut down."""
+"""One real Ray Serve run: start, query, ingest and see the next answer change, catalogue changes
+(out of stock, a new item) in the next answer, the new champion picked up by the replicas' own
+registry poll under traffic without a failed request, erase, shut down."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def served(tmp_path_factory, shop_dir):
             port=port,
             device="cpu",
             replica_num_cpus=0.25,
+            model_poll_seconds=1.0,
         )
     )
     store = Store.open(settings.database_url)
@@ -101,6 +103,21 @@ def test_query_ingest_reload_erase(served, shop_dir):
     assert "unknown category 'no-such-category'" in burst[1].json()["detail"]
     assert client.get("/v1/categories").json()["categories"]
 
+    # The catalogue is live: the next answer follows a PUT, and a new item is served at once.
+    shown = [r["item_id"] for r in client.get(f"/v1/users/{user}/recommendations?k=10").json()
+             ["items"]]  # fmt: skip
+    stock = client.put("/v1/items", json={"items": [{"item_id": shown[0], "stock": 0}]})
+    assert stock.json()["accepted"] == 1
+    again = client.get(f"/v1/users/{user}/recommendations?k=10").json()["items"]
+    assert shown[0] not in [r["item_id"] for r in again] and len(again) == 10
+    anchor = info["example_item_id"]
+    category = client.get(f"/v1/items/{anchor}/similar?k=1").json()["items"][0]["category"]
+    new = {"item_id": "ray-new", "title": "New", "category": category, "price": 10.0}
+    assert client.put("/v1/items", json={"items": [new]}).json()["accepted"] == 1
+    similar = client.get(f"/v1/items/{anchor}/similar?k=20").json()["items"]
+    assert "ray-new" in [r["item_id"] for r in similar]
+    assert client.get("/v1/items/ray-new/similar?k=3").status_code == 200
+
     second = _register(served["registry"], make_bundle(shop_dir, served["root"] / "b2" / "bundle",
                                                        dim=8))  # fmt: skip
     failures, answered, stop = [], [], threading.Event()
@@ -117,16 +134,22 @@ def test_query_ingest_reload_erase(served, shop_dir):
     threads = [threading.Thread(target=traffic) for _ in range(3)]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)
-    reload = client.post("/v1/admin/reload").json()
+    # no admin call: the replica's poll (every second) finds the new champion and swaps
+    deadline = time.monotonic() + 60
+    while second not in answered[-5:] and time.monotonic() < deadline:
+        time.sleep(0.2)
     time.sleep(0.5)
     stop.set()
     for thread in threads:
         thread.join()
-    assert reload == {"previous_version": served["first"], "version": second, "changed": True}
     assert not failures, failures
-    assert served["first"] in answered and second in answered
+    assert served["first"] in answered and answered[-1] == second
     assert client.get("/v1/admin/model").json()["version"] == second
+    # the swapped-in model applied the stored catalogue before serving
+    assert shown[0] not in [r["item_id"] for r in client.get(
+        f"/v1/users/{user}/recommendations?k=10").json()["items"]]  # fmt: skip
+    reload = client.post("/v1/admin/reload").json()
+    assert reload == {"previous_version": second, "version": second, "changed": False}
     assert info["version"] == served["first"]
 
     receipt = client.delete(f"/v1/users/{user}").json()
