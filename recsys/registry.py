@@ -262,6 +262,62 @@ class Registry:
         """The registered model as an MLflow pyfunc (``predict(DataFrame[user_id])``)."""
         return mlflow.pyfunc.load_model(model_uri)
 
+    def bundle_locations(self) -> list[tuple[int, str]]:
+        """``(version, artifact URI of its bundle directory)`` of every registered version.
+
+        Raises
+        ------
+        RegistryUnavailableError
+            The registry cannot be listed now (an empty registry is an empty list).
+        """
+        try:
+            found = self.client.search_model_versions(f"name='{self.model_name}'")
+            return sorted(
+                (int(v.version),
+                 self.client.get_model_version_download_uri(self.model_name, v.version)
+                 .rstrip("/") + f"/artifacts/{BUNDLE_ARTIFACT}")
+                for v in found
+            )  # fmt: skip
+        except Exception as exc:  # MLflow and its HTTP client raise many types for "down"
+            raise RegistryUnavailableError(
+                f"cannot list versions of {self.model_name}: {exc}"
+            ) from None
+
+    @staticmethod
+    def local_path(artifact_uri: str) -> Path | None:
+        """The directory behind a ``file://`` (or plain path) artifact URI; None when remote."""
+        parsed = urlparse(artifact_uri)
+        if parsed.scheme == "file":
+            return Path(parsed.path)
+        if parsed.scheme == "":
+            return Path(artifact_uri)
+        return None
+
+    @staticmethod
+    def fetch_artifacts(artifact_uri: str, dst: str | Path) -> Path:
+        """Download the artifact directory ``artifact_uri`` into ``dst``."""
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=str(dst)
+            )
+        except Exception as exc:
+            raise RegistryUnavailableError(f"cannot download {artifact_uri}: {exc}") from None
+        return Path(local)
+
+    @staticmethod
+    def replace_artifacts(artifact_uri: str, local_dir: str | Path, files: list[str]) -> None:
+        """Upload ``files`` (paths relative to ``local_dir``) over the same paths under the
+        artifact directory ``artifact_uri``."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(artifact_uri)
+        try:
+            for rel in files:
+                parent = str(Path(rel).parent)
+                repo.log_artifact(str(Path(local_dir, rel)), None if parent == "." else parent)
+        except Exception as exc:
+            raise RegistryUnavailableError(f"cannot upload to {artifact_uri}: {exc}") from None
+
     def resolve(self, model_uri: str) -> dict:
         """Version number and run id behind a ``models:/name@alias`` or ``models:/name/N`` URI."""
         spec = model_uri.removeprefix("models:/")

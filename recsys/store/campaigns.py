@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from recsys.data.event_check import ID_LENGTH
 from recsys.errors import ConflictError, NotFoundError
 from recsys.store.db import dialect_insert, read_session, write_session
-from recsys.store.erasure import erasure_hooks, user_hash
+from recsys.store.erasure import erasure_hooks, rows_exporter, user_hash
 from recsys.store.tables import Base, BigId, JSONObject, UTCDateTime, utcnow
 
 STATUSES = ("draft", "active", "paused", "archived")
@@ -322,4 +322,5 @@ def _erase(session: Session, user_id: str) -> int:
     return count + session.execute(stmt).rowcount
 
 
-erasure_hooks.register("campaigns", _erase)
+_export = rows_exporter(EnrolmentRow, DueStepRow, MessageRow, DeadLetterRow, SendRow)
+erasure_hooks.register("campaigns", _erase, _export)

@@ -18,7 +18,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from recsys.data.errors import DataValidationError
@@ -26,6 +26,7 @@ from recsys.data.records import validate_records
 from recsys.data.schemas import USERS, Column, Schema
 from recsys.store.checks import id_problem, json_object, unstorable_field
 from recsys.store.db import dialect_insert, read_session, write_session
+from recsys.store.privacy import record_consents
 from recsys.store.tables import UserProfile, utcnow
 
 logger = logging.getLogger(__name__)
@@ -90,14 +91,24 @@ def table_row(canonical: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_customers(session: Session, rows: Sequence[dict], written: Iterable[str]) -> int:
+def write_customers(
+    session: Session, rows: Sequence[dict], written: Iterable[str], source: str = "import"
+) -> int:
     """Upsert customer rows in the caller's transaction, setting only the ``written`` fields
-    of existing customers (plus ``updated_at``); users in id order."""
+    of existing customers (plus ``updated_at``); users in id order. Consent changes are
+    recorded in the consent history under ``source``."""
     columns = [name for name in CUSTOMER_FIELDS if name in set(written)]
     now = utcnow()
     values = [{**row, "updated_at": now} for row in sorted(rows, key=lambda r: r["user_id"])]
     if not values:
         return 0
+    if "consents" in columns:
+        ids = [row["user_id"] for row in values]
+        stmt = select(UserProfile.user_id, UserProfile.consents).where(UserProfile.user_id.in_(ids))
+        before = dict(session.execute(stmt).all())
+        for row in values:
+            record_consents(session, row["user_id"], before.get(row["user_id"]),
+                            row.get("consents"), source, now)  # fmt: skip
     stmt = dialect_insert(session, UserProfile.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["user_id"],
@@ -119,7 +130,9 @@ class CustomerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def put(self, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def put(
+        self, user_id: str, fields: Mapping[str, Any], *, source: str = "api"
+    ) -> dict[str, Any]:
         """Create or update one customer and return it as :meth:`get` does.
 
         Parameters
@@ -127,6 +140,8 @@ class CustomerStore:
         user_id : str
         fields : mapping
             Any of :data:`CUSTOMER_FIELDS`; fields left out keep their stored value.
+        source : str
+            Where a consent change came from (``api``, ``unsubscribe`` ...), for the history.
 
         Raises
         ------
@@ -153,7 +168,7 @@ class CustomerStore:
         if found is not None:
             raise DataValidationError("<request>", found[1], column=found[0])
         with write_session(self.engine) as session:
-            write_customers(session, [row], fields.keys())
+            write_customers(session, [row], fields.keys(), source)
         return self.get(user_id)
 
     def get(self, user_id: str) -> dict[str, Any] | None:

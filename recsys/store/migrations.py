@@ -92,12 +92,19 @@ def _catalogue_feed(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _privacy(conn: Connection) -> None:
+    from recsys.store import key_rates, privacy  # register their tables on Base.metadata
+
+    create_tables(conn, *privacy.TABLES, key_rates.KeyRateRow.__tablename__)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "events, user_profiles, api_keys, audit_log, erasures", _initial),
     Migration(2, "items; user_profiles.time_zone and updated_at", _catalogue_and_customers),
     Migration(3, "customer_aggregates and segment tables", _segments),
     Migration(4, "campaign tables", _campaigns),
     Migration(5, "items.change_seq (the catalogue change feed)", _catalogue_feed),
+    Migration(6, "privacy_scrubs, consent_history, api_key_rates", _privacy),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from recsys.data.event_check import ID_LENGTH
 from recsys.errors import ConflictError, NotFoundError
 from recsys.store.db import dialect_insert, read_session, write_session
-from recsys.store.erasure import erasure_hooks
+from recsys.store.erasure import erasure_hooks, rows_exporter
 from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.tables import Base, BigId, JSONObject, UTCDateTime, utcnow
 
@@ -321,6 +321,6 @@ def _erase_aggregates(session: Session, user_id: str) -> int:
     return session.execute(stmt).rowcount
 
 
-erasure_hooks.register("customer_aggregates", _erase_aggregates)
-erasure_hooks.register("segment_members", _erase_memberships)
-erasure_hooks.register("segment_events", _erase_segment_events)
+erasure_hooks.register("customer_aggregates", _erase_aggregates, rows_exporter(CustomerAggregate))
+erasure_hooks.register("segment_members", _erase_memberships, rows_exporter(SegmentMember))
+erasure_hooks.register("segment_events", _erase_segment_events, rows_exporter(SegmentEvent))
