@@ -1,5 +1,6 @@
-"""The batch job behind ``recsys segments refresh``: RFM edges and scores, then every segment's
-membership (writing the entry/exit events the real-time path missed)."""
+"""The batch job behind ``recsys segments refresh``: RFM edges and scores, the embedding clusters
+of the served model (when a bundle is given), then every segment's membership (writing the
+entry/exit events the real-time path missed)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import bindparam, func, select, update
 
+from recsys.bundle import ServingBundle
 from recsys.segments import rfm
+from recsys.segments.clusters import refresh_clusters
 from recsys.segments.engine import SegmentEngine
 from recsys.segments.service import SegmentService
 from recsys.store import Store, read_session, write_session
@@ -72,15 +75,30 @@ def refresh(
     *,
     engine: SegmentEngine | None = None,
     progress: Progress | None = None,
+    bundle: ServingBundle | None = None,
+    model_version: str = "",
+    k: int | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Recompute RFM, install the built-in RFM groups and re-evaluate every segment for every
-    customer.
+    """Recompute RFM, cluster the users of ``bundle`` (when given), install the built-in RFM
+    groups and re-evaluate every segment for every customer.
+
+    Parameters
+    ----------
+    store : Store
+    engine : SegmentEngine, optional
+    progress : callable, optional
+        Called with ``(stage, done, total)``.
+    bundle : ServingBundle, optional
+        The served model; its user embeddings are clustered (``k=None``: k by silhouette).
+    model_version, k, device
+        Recorded with the clusters / passed to :func:`refresh_clusters`.
 
     Returns
     -------
     dict
-        ``customers``, ``rfm_scored``, ``changes`` (entries + exits written) and ``seconds``
-        per stage.
+        ``customers``, ``rfm_scored``, ``clusters`` (or ``None``), ``changes`` (entries + exits
+        written) and ``seconds`` per stage.
     """
     started = time.perf_counter()
     engine = engine or SegmentEngine(store)
@@ -88,6 +106,11 @@ def refresh(
     timings: dict[str, float] = {}
     cut = score_rfm(store, engine.clock())
     timings["rfm"] = time.perf_counter() - started
+    clusters = None
+    if bundle is not None:
+        mark = time.perf_counter()
+        clusters = refresh_clusters(store, bundle, k=k, device=device, model_version=model_version)
+        timings["clusters"] = time.perf_counter() - mark
     service.install_rfm_groups(evaluate=False)  # the pass below fills them
     engine.invalidate()
     with read_session(store.engine) as session:
@@ -108,6 +131,7 @@ def refresh(
     return {
         "customers": total,
         "rfm_scored": int(cut.get("customers", 0)) if cut else 0,
+        "clusters": clusters,
         "changes": changes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }

@@ -1,0 +1,289 @@
+"""Embedding clusters: k-means on the served model's user embeddings, with stable ids.
+
+The batch job (:func:`refresh_clusters`) takes the bundle's trained user vectors, scaled to
+unit length (direction is taste; length mostly says how much the customer did), picks ``k``
+by the silhouette over a range when it is not given, and runs :func:`recsys.segments.kmeans.kmeans`
+(torch, on the GPU when there is one). Ids survive retrains: a new model has a new embedding
+space, so the previous clusters are placed in it as the mean new embedding of their previous
+members, and those centroids are matched to the new ones by the Hungarian method. Each cluster
+gets a description (size, top categories and items, RFM mix, average spend); the cluster of each
+customer is written to ``customer_aggregates.cluster`` and the run to the ``clusters`` state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sqlalchemy import bindparam, select, update
+
+from recsys.bundle import ServingBundle, load_bundle
+from recsys.data.frame import pd
+from recsys.device import resolve_device
+from recsys.errors import InvalidInputError, UnavailableError
+from recsys.segments import kmeans as km
+from recsys.segments.rfm import group_of
+from recsys.store import Store, read_session, write_session
+from recsys.store.profile_aggregates import CustomerAggregate
+from recsys.store.tables import UserProfile
+
+logger = logging.getLogger(__name__)
+
+STATE_NAME = "clusters"
+K_RANGE = range(2, 17)
+RESTARTS = 4
+NO_GROUP = "no purchase"  # the RFM mix share of members without an RFM group
+
+
+@dataclass
+class Clustering:
+    """Cluster ids (stable across retrains) of the users of one model."""
+
+    user_ids: np.ndarray  # str
+    labels: np.ndarray  # cluster id of each user
+    ids: list[int]  # cluster id of each centroid row
+    centroids: np.ndarray  # (k, dim), in the model's embedding space
+    silhouettes: dict[int, float]
+
+
+def user_embeddings(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
+    """``(user ids, unit user vectors)`` of the users with a trained vector (erased or
+    forgotten users have a zero vector and are left out)."""
+    if "user_vectors" not in bundle.arrays:
+        raise InvalidInputError(f"model bundle of kind {bundle.kind!r} has no user_vectors")
+    vectors = np.asarray(bundle.arrays["user_vectors"], dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1)
+    keep = norms > 1e-8
+    return np.asarray(bundle.user_ids)[keep].astype(str), vectors[keep] / norms[keep, None]
+
+
+def best_of(x: torch.Tensor, k: int, seed: int, restarts: int = RESTARTS, iters: int = 50):
+    """The lowest-inertia k-means of ``restarts`` seeds: ``(centroids, labels)``."""
+    best = None
+    for r in range(restarts):
+        centroids, labels, inertia = km.kmeans(x, k, iters=iters, seed=seed + r)
+        if best is None or inertia < best[2]:
+            best = (centroids, labels, inertia)
+    return best[0], best[1]
+
+
+def choose_k(x: torch.Tensor, ks=K_RANGE, seed: int = 0) -> tuple[int, dict[int, float]]:
+    """The ``k`` with the highest silhouette (on a sample) and every score tried."""
+    scores = {}
+    for k in ks:
+        if k >= len(x):
+            break
+        scores[k] = km.silhouette(x, best_of(x, k, seed)[1], seed=seed)
+    if not scores:
+        raise InvalidInputError(f"k: too few users ({len(x)}) to cluster")
+    return max(scores, key=scores.get), scores
+
+
+def stable_ids(
+    x: torch.Tensor, labels: np.ndarray, centroids: np.ndarray, previous: np.ndarray | None
+) -> np.ndarray:
+    """Cluster id of each centroid row: the matched previous id, else a new one (new ids, and
+    all ids of a first run, go by size, largest first). ``previous`` holds each user's previous
+    cluster (-1 when none)."""
+    k = len(centroids)
+    sizes = np.bincount(labels, minlength=k)
+    ids = np.full(k, -1, dtype=np.int64)
+    if previous is not None and (previous >= 0).any():
+        known = previous >= 0
+        old_ids = np.unique(previous[known])
+        points = x.cpu().numpy()
+        old_centres = np.stack([points[previous == i].mean(axis=0) for i in old_ids])
+        rows = km.match(old_centres, centroids)
+        ids[rows >= 0] = old_ids[rows[rows >= 0]]
+    fresh = int(ids.max()) + 1 if (ids >= 0).any() else 0
+    for row in np.argsort(-sizes, kind="stable"):
+        if ids[row] < 0:
+            ids[row], fresh = fresh, fresh + 1
+    return ids
+
+
+def cluster_users(
+    bundle: ServingBundle,
+    *,
+    k: int | None = None,
+    previous: dict[str, int] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> Clustering:
+    """k-means on the bundle's unit user vectors (``k=None``: chosen by silhouette), ids
+    matched to ``previous`` (user id -> previous cluster id)."""
+    user_ids, vectors = user_embeddings(bundle)
+    if k is not None and not 1 <= k <= len(user_ids):
+        raise InvalidInputError(f"k: must be between 1 and {len(user_ids)} (users), got {k}")
+    x = torch.from_numpy(vectors).to(resolve_device(device))
+    silhouettes: dict[int, float] = {}
+    if k is None:
+        k, silhouettes = choose_k(x, seed=seed)
+    centroids, labels = best_of(x, k, seed)
+    rows = labels.cpu().numpy()
+    before = None
+    if previous:
+        before = np.array([previous.get(u, -1) for u in user_ids], dtype=np.int64)
+    ids = stable_ids(x, rows, centroids.cpu().numpy(), before)
+    return Clustering(user_ids, ids[rows], ids.tolist(), centroids.cpu().numpy(), silhouettes)
+
+
+def describe(store: Store, bundle: ServingBundle, result: Clustering, top: int = 5) -> list[dict]:
+    """Size, top categories and items (of the members' stored history), RFM mix and average
+    spend of every cluster."""
+    frame = pd.DataFrame({"user_id": result.user_ids, "cluster": result.labels})
+    index = {u: i for i, u in enumerate(np.asarray(bundle.user_ids).astype(str))}
+    rows = np.array([index[u] for u in result.user_ids], dtype=np.int64)
+    indptr = np.asarray(bundle.arrays.get("history_indptr", np.zeros(1)), dtype=np.int64)
+    items = np.asarray(bundle.arrays.get("history_items", np.zeros(0)), dtype=np.int64)
+    history = pd.DataFrame(columns=["cluster", "item"])
+    if len(indptr) == bundle.n_users + 1:
+        lengths = indptr[rows + 1] - indptr[rows]
+        starts = np.repeat(indptr[rows], lengths) + _ramp(lengths)
+        history = pd.DataFrame(
+            {"cluster": np.repeat(result.labels, lengths), "item": items[starts]}
+        )
+    item_ids = np.asarray(bundle.item_ids).astype(str)
+    categories = (
+        bundle.items["category"].astype(object).to_numpy()
+        if "category" in bundle.items
+        else np.full(len(item_ids), None, dtype=object)
+    )
+    history["item_id"] = item_ids[history["item"].to_numpy(dtype=np.int64)]
+    history["category"] = categories[history["item"].to_numpy(dtype=np.int64)]
+    spend = _profiles(store, frame)
+    out = []
+    for cluster_id in sorted(result.ids):
+        members = spend[spend["cluster"] == cluster_id]
+        seen = history[history["cluster"] == cluster_id]
+        mix = members["rfm_group"].fillna(NO_GROUP).value_counts()
+        out.append(
+            {
+                "cluster_id": int(cluster_id),
+                "size": int(len(members)),
+                "top_categories": _top(seen["category"].dropna(), top),
+                "top_items": _top(seen["item_id"], top),
+                "rfm_mix": {g: round(n / max(len(members), 1), 4) for g, n in mix.items()},
+                "average_spend": round(float(members["revenue"].fillna(0.0).mean() or 0.0), 2)
+                if len(members)
+                else 0.0,
+            }
+        )
+    return out
+
+
+def _ramp(lengths: np.ndarray) -> np.ndarray:
+    """0..n-1 for each run length (offsets inside each user's history)."""
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - lengths, lengths)
+
+
+def _top(values: pd.Series, n: int) -> list[dict[str, Any]]:
+    counts = values.astype(str).value_counts().head(n)
+    return [{"id": key, "count": int(count)} for key, count in counts.items()]
+
+
+def _profiles(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (user_id, cluster) with revenue and RFM group from the store."""
+    stmt = select(
+        UserProfile.user_id,
+        UserProfile.revenue,
+        CustomerAggregate.rfm_r,
+        CustomerAggregate.rfm_f,
+        CustomerAggregate.rfm_m,
+    ).outerjoin(CustomerAggregate, CustomerAggregate.user_id == UserProfile.user_id)
+    with read_session(store.engine) as session:
+        rows = session.execute(stmt).all()
+    stored = pd.DataFrame(
+        [(u, revenue, group_of(r, f, m)) for u, revenue, r, f, m in rows],
+        columns=["user_id", "revenue", "rfm_group"],
+    )
+    return frame.merge(stored, on="user_id", how="left")
+
+
+def previous_clusters(store: Store) -> dict[str, int]:
+    """Each customer's stored cluster."""
+    stmt = select(CustomerAggregate.user_id, CustomerAggregate.cluster).where(
+        CustomerAggregate.cluster.is_not(None)
+    )
+    with read_session(store.engine) as session:
+        return {u: int(c) for u, c in session.execute(stmt)}
+
+
+def write_clusters(store: Store, result: Clustering, state: dict[str, Any]) -> int:
+    """Store each customer's cluster (others get none) and the run's state in one
+    transaction; returns the number of customers updated."""
+    table = CustomerAggregate.__table__
+    stmt = update(table).where(table.c.user_id == bindparam("uid")).values(cluster=bindparam("c"))
+    params = [{"uid": u, "c": int(c)} for u, c in zip(result.user_ids, result.labels, strict=True)]
+    updated = 0
+    with write_session(store.engine) as session:
+        session.execute(update(table).where(table.c.cluster.is_not(None)).values(cluster=None))
+        for start in range(0, len(params), 5000):
+            updated += session.execute(stmt, params[start : start + 5000]).rowcount or 0
+        store.segments.put_state(STATE_NAME, state, session)
+    return updated
+
+
+def refresh_clusters(
+    store: Store, bundle: ServingBundle, *, k: int | None = None, device: str = "auto",
+    model_version: str = "", seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """Cluster the bundle's users, keep ids across retrains, describe and store the clusters.
+
+    Returns
+    -------
+    dict
+        ``k``, ``users``, ``customers_updated``, ``silhouettes`` and ``seconds``.
+    """
+    started = time.perf_counter()
+    result = cluster_users(bundle, k=k, previous=previous_clusters(store), device=device, seed=seed)
+    descriptions = describe(store, bundle, result)
+    state = {
+        "computed_at": datetime.now(UTC).isoformat(),
+        "model_version": model_version,
+        "k": len(result.ids),
+        "ids": result.ids,
+        "centroids": np.round(result.centroids, 6).tolist(),
+        "silhouettes": {str(k): round(v, 5) for k, v in result.silhouettes.items()},
+        "clusters": descriptions,
+    }
+    updated = write_clusters(store, result, state)
+    seconds = round(time.perf_counter() - started, 3)
+    logger.info(
+        "clusters: k=%d over %d users in %.1fs", len(result.ids), len(result.labels), seconds
+    )
+    return {
+        "k": len(result.ids),
+        "users": int(len(result.labels)),
+        "customers_updated": updated,
+        "silhouettes": state["silhouettes"],
+        "seconds": seconds,
+    }
+
+
+def resolve_bundle(model_uri: str, tracking_uri: str, var_dir: str) -> tuple[ServingBundle, str]:
+    """Load the bundle behind ``model_uri`` (a bundle directory or ``models:/...``) and name
+    its version; registry versions are downloaded under ``var_dir/models`` (as serving does)."""
+    if Path(model_uri).is_dir():
+        return load_bundle(model_uri, mmap=False), f"local:{Path(model_uri).name}"
+    if not model_uri.startswith("models:/"):
+        raise InvalidInputError(
+            f"model_uri: {model_uri!r} is neither a bundle directory nor a models:/ URI"
+        )
+    from recsys.registry import Registry
+
+    registry = Registry(tracking_uri)
+    try:
+        meta = registry.resolve(model_uri)
+    except Exception as exc:  # MLflow raises several types for "no such alias/model"
+        raise UnavailableError(f"no model behind {model_uri} in {tracking_uri} ({exc})") from None
+    target = Path(var_dir) / "models" / f"{meta['name']}-v{meta['version']}"
+    path = registry.download_bundle(f"models:/{meta['name']}/{meta['version']}", dst=target)
+    return load_bundle(path, mmap=False), meta["version"]
