@@ -2,19 +2,19 @@
 
 A file is read and validated completely by the loaders of :mod:`recsys.data` (the same
 columns, rules and one-line errors), then written in ONE transaction: a file with a bad row
-imports nothing. Events take a fast path per backend: PostgreSQL ``COPY ... FROM STDIN``
-(psycopg 3), SQLite batched ``executemany`` of pre-formatted rows. In the same transaction the
-profile aggregates of every user in the file are recomputed from all their stored events with
-one set-based ``INSERT ... SELECT ... GROUP BY`` (PostgreSQL first locks ``user_profiles``
-against concurrent event appends, so none of their increments is lost).
+imports nothing. Events take a fast path per backend (:mod:`recsys.store.bulk_events`:
+PostgreSQL ``COPY`` of CSV blocks, SQLite ``executemany`` on the raw cursor), and in the same
+transaction they are folded into their users' profiles and segment aggregates with one upsert
+per table (:mod:`recsys.store.bulk_aggregates`); the imported customers are left ``pending``
+for the segment engine's recovery, since import does not call the event path's subscribers.
+On PostgreSQL the import locks ``user_profiles`` and ``customer_aggregates`` first, so event
+appends that run meanwhile fold after it, in commit order.
 
-Imported events carry no ``event_id``: importing the same file twice stores its events twice.
-Import does not notify the event path's subscribers (segments refresh in batch).
+An ``event_id`` column makes a re-import skip the events stored already.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import sys
 import time
@@ -25,7 +25,6 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from sqlalchemy import func, select, text
 from tqdm import tqdm
 
@@ -33,6 +32,8 @@ from recsys.data.errors import DataValidationError
 from recsys.data.frame import pd
 from recsys.data.loaders import load_events, load_table
 from recsys.data.readers import column_names, line_of_row
+from recsys.store import bulk_events
+from recsys.store.bulk_aggregates import update_aggregates, update_profiles
 from recsys.store.catalogue import ITEM_FIELDS, ITEM_RECORDS, write_items
 from recsys.store.catalogue import table_row as item_row
 from recsys.store.customers import USER_RECORDS, customer_problem, write_customers
@@ -46,8 +47,6 @@ logger = logging.getLogger(__name__)
 Kind = Literal["events", "items", "users"]
 KINDS: tuple[str, ...] = ("events", "items", "users")
 CHUNK = 100_000
-_EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "quantity", "value",
-                  "session_id", "properties", "ingested_at")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ class ImportResult:
     profiles: int
     seconds: float
     database: str
+    skipped: int = 0  # events whose event_id was stored already (or repeated in the file)
 
     @property
     def rows_per_second(self) -> float:
@@ -84,13 +84,15 @@ def _check_storable(frame: pd.DataFrame, path: Path, ids: tuple[str, ...]) -> No
         values = frame[column]
         if not pd.api.types.is_string_dtype(values):
             continue
-        nul = values.str.contains("\x00", regex=False) | values.str.contains("\\u0000", regex=False)
-        if nul.any():
-            raise _bad_row(path, nul.to_numpy(), column, "must not contain NUL characters")
-        if column in ids:
-            long = (values.str.len() > ID_LENGTH).to_numpy()
-            if long.any():
-                raise _bad_row(path, long, column, f"longer than {ID_LENGTH} characters")
+        array = pa.array(values, type=pa.string())  # Arrow kernels: no per-row Python
+        nul = pc.or_(pc.match_substring(array, "\x00"), pc.match_substring(array, "\\u0000"))
+        if pc.any(nul).as_py():
+            raise _bad_row(path, nul.fill_null(False).to_numpy(zero_copy_only=False), column,
+                           "must not contain NUL characters")  # fmt: skip
+        if column in ids and (pc.max(pc.utf8_length(array)).as_py() or 0) > ID_LENGTH:
+            long = pc.greater(pc.utf8_length(array), ID_LENGTH).fill_null(False)
+            raise _bad_row(path, long.to_numpy(zero_copy_only=False), column,
+                           f"longer than {ID_LENGTH} characters")  # fmt: skip
 
 
 def _progress(total: int, kind: str, enabled: bool) -> tqdm:
@@ -98,98 +100,27 @@ def _progress(total: int, kind: str, enabled: bool) -> tqdm:
                 file=sys.stderr, disable=not enabled, leave=False)  # fmt: skip
 
 
-def _event_table(frame: pd.DataFrame, now) -> pa.Table:
-    """The events as an Arrow table in ``_EVENT_COLUMNS`` order; blanks become nulls."""
-
-    def text_or_null(name: str, blank: str = "") -> pa.Array:
-        values = pa.array(frame[name], type=pa.string())
-        return pc.if_else(pc.equal(values, blank), pa.scalar(None, pa.string()), values)
-
-    stamps = frame["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
-    stamps = pa.array(stamps.to_numpy().astype("datetime64[us]")).cast(pa.timestamp("us", "UTC"))
-    return pa.table({
-        "user_id": pa.array(frame["user_id"], type=pa.string()),
-        "item_id": text_or_null("item_id"),
-        "event_type": pa.array(frame["event_type"].astype(str), type=pa.string()),
-        "timestamp": stamps,
-        "quantity": pa.array(frame["quantity"], type=pa.int64()),
-        "value": pa.array(frame["value"], type=pa.float64(), from_pandas=True),
-        "session_id": text_or_null("session_id"),
-        "properties": text_or_null("properties", "{}"),
-        "ingested_at": pa.array(np.full(len(frame), now.replace(tzinfo=None), "datetime64[us]"))
-        .cast(pa.timestamp("us", "UTC")),
-    })  # fmt: skip
-
-
-def _copy_events(session, table: pa.Table, bar: tqdm) -> None:
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    columns = ", ".join(_EVENT_COLUMNS)
-    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    with cursor.copy(f"COPY events ({columns}) FROM STDIN (FORMAT csv)") as copy:
-        for start in range(0, table.num_rows, CHUNK):
-            chunk = table.slice(start, CHUNK)
-            buffer = io.BytesIO()
-            pacsv.write_csv(chunk, buffer, options)
-            copy.write(buffer.getbuffer())
-            bar.update(chunk.num_rows)
-
-
-def _sqlite_events(session, table: pa.Table, bar: tqdm) -> None:
-    # The text format SQLAlchemy's SQLite DateTime writes and reads (UTC, naive, microseconds).
-    fmt = "%Y-%m-%d %H:%M:%S"
-    columns = {name: table[name] for name in _EVENT_COLUMNS}
-    for name in ("timestamp", "ingested_at"):
-        columns[name] = pc.strftime(columns[name].cast(pa.timestamp("us")), format=fmt)
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    sql = (f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})")  # fmt: skip
-    for start in range(0, table.num_rows, CHUNK):
-        lists = [columns[name].slice(start, CHUNK).to_pylist() for name in _EVENT_COLUMNS]
-        cursor.executemany(sql, zip(*lists, strict=True))
-        bar.update(len(lists[0]))
-
-
-_RECOMPUTE = """
-INSERT INTO user_profiles (user_id, first_seen, last_seen, event_count, purchase_count, revenue)
-SELECT e.user_id, MIN(e.timestamp), MAX(e.timestamp), COUNT(*),
-       SUM(CASE WHEN e.event_type = 'purchase' THEN 1 ELSE 0 END),
-       COALESCE(SUM(CASE WHEN e.event_type = 'purchase' THEN e.value END), 0)
-FROM events e JOIN recsys_import_users u ON u.user_id = e.user_id
-WHERE 1 = 1
-GROUP BY e.user_id
-ON CONFLICT (user_id) DO UPDATE SET
-    first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-    event_count = excluded.event_count, purchase_count = excluded.purchase_count,
-    revenue = excluded.revenue
-"""
-
-
-def recompute_profiles(session, user_ids: np.ndarray) -> int:
-    """Set the aggregates of ``user_ids`` from all their stored events (caller's transaction)."""
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    if is_postgres(session):
-        cursor.execute(
-            "CREATE TEMP TABLE recsys_import_users (user_id varchar(255) PRIMARY KEY) "
-            "ON COMMIT DROP"
-        )
-        with cursor.copy("COPY recsys_import_users (user_id) FROM STDIN") as copy:
-            for user_id in user_ids:
-                copy.write_row((user_id,))
-        cursor.execute("LOCK TABLE user_profiles IN SHARE ROW EXCLUSIVE MODE")
-    else:
-        cursor.execute("CREATE TEMP TABLE recsys_import_users (user_id TEXT PRIMARY KEY)")
-        cursor.executemany("INSERT INTO recsys_import_users VALUES (?)", ((u,) for u in user_ids))
-    session.execute(text(_RECOMPUTE))
-    if not is_postgres(session):
-        cursor.execute("DROP TABLE temp.recsys_import_users")
-    return len(user_ids)
+def _stored_event_ids(session, ids: pa.Array) -> set[str]:
+    """Which of ``ids`` the store has already (nothing to look up when it holds none)."""
+    table = Event.__table__
+    has_ids = select(table.c.event_id).where(table.c.event_id.is_not(None)).limit(1)
+    if session.execute(has_ids).first() is None:
+        return set()
+    wanted, found = pc.unique(ids.drop_null()).to_pylist(), set()
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        found.update(session.scalars(select(table.c.event_id).where(table.c.event_id.in_(chunk))))
+    return found
 
 
 def import_events(
     store: Store, path: str | Path, *, progress: bool = True, rebuild_indexes: bool | None = None
 ) -> ImportResult:
-    """Append every event of a canonical events file and recompute its users' profiles.
+    """Append every event of a canonical events file and fold them into their users' profiles
+    and segment aggregates, in one transaction.
 
+    An ``event_id`` column (optional) makes the import idempotent: rows whose id is stored
+    already, or repeated earlier in the file, are skipped (``ImportResult.skipped``).
     ``rebuild_indexes`` drops the events table's secondary indexes before writing and builds
     them again after, in the same transaction (default: when the file holds at least as many
     events as the table). On PostgreSQL that locks ``events`` against readers until the
@@ -203,25 +134,39 @@ def import_events(
     path, start = Path(path), time.perf_counter()
     frame = load_events(path)
     _check_storable(frame, path, ids=("user_id", "item_id", "session_id"))
-    table = _event_table(frame, utcnow())
-    users = frame["user_id"].unique()
-    del frame
-    with _progress(table.num_rows, "events", progress) as bar, write_session(store.engine) as s:
+    table = bulk_events.event_table(frame, bulk_events.read_event_ids(path, len(frame)))
+    with write_session(store.engine) as s:
+        pg = is_postgres(s)
+        cursor = s.connection().connection.dbapi_connection.cursor()
+        if pg:  # appends fold after this import commits, in commit order
+            cursor.execute("LOCK TABLE user_profiles, customer_aggregates "
+                           "IN SHARE ROW EXCLUSIVE MODE")  # fmt: skip
+        skipped = 0
+        if "event_id" in table.column_names:
+            fresh = bulk_events.new_rows(table, _stored_event_ids(s, table["event_id"]))
+            skipped = int((~fresh).sum())
+            if skipped:
+                table, frame = table.filter(fresh), frame[fresh]
         stored = s.scalar(select(func.max(Event.id))) or 0
         rebuild = table.num_rows >= stored if rebuild_indexes is None else rebuild_indexes
         indexes = sorted(Event.__table__.indexes, key=lambda i: i.name) if rebuild else []
         for index in indexes:  # building an index by one sort beats millions of random inserts
             s.execute(text(f"DROP INDEX {index.name}"))
-        (_copy_events if is_postgres(s) else _sqlite_events)(s, table, bar)
+        with _progress(table.num_rows, "events", progress) as bar:
+            write = bulk_events.write_postgres if pg else bulk_events.write_sqlite
+            write(cursor, table, utcnow(), bar)
         for index in indexes:
             index.create(s.connection())
-        profiles = recompute_profiles(s, np.asarray(users, dtype=object))
-    return _done("events", path, table.num_rows, profiles, start, store)
+        profiles = update_profiles(s, frame) if len(frame) else 0
+        if len(frame):
+            update_aggregates(s, frame)
+    return _done("events", path, table.num_rows, profiles, start, store, skipped)
 
 
-def _done(kind: str, path: Path, rows: int, profiles: int, start: float, store: Store):
+def _done(kind: str, path: Path, rows: int, profiles: int, start: float, store: Store,
+          skipped: int = 0):  # fmt: skip
     result = ImportResult(kind, str(path), rows, profiles, time.perf_counter() - start,
-                          mask_url(store.engine.url))  # fmt: skip
+                          mask_url(store.engine.url), skipped)  # fmt: skip
     logger.info("imported %d %s from %s in %.1f s", rows, kind, path, result.seconds)
     return result
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pandas as pd
 import pytest
 
@@ -110,3 +112,65 @@ def test_items_and_users_files_are_upserted(store, tmp_path):
     with pytest.raises(DataValidationError, match="consents.sms must be true or false"):
         import_users(store, _write(tmp_path, "c.csv", 'user_id,consents\nu5,"{""sms"": 1}"\n'),
                      progress=False)  # fmt: skip
+
+
+def _aggregates(store):
+    from recsys.store import read_session
+    from recsys.store.profile_aggregates import CustomerAggregate, as_state, recompute
+
+    with read_session(store.engine) as session:
+        batch = recompute(session)
+        rows = {u: session.get(CustomerAggregate, u) for u in batch}
+        stored = {u: (as_state(r), r.seq, r.pending) for u, r in rows.items()}
+    return batch, stored
+
+
+def test_import_folds_segment_aggregates_like_the_event_path(store, tmp_path):
+    rng = random.Random(3)
+    store.items.upsert([{"item_id": f"i{k}", "category": f"c{k % 3}"} for k in range(6)])
+    kinds = ["view", "add_to_cart", "remove_from_cart", "purchase"]
+    t0 = pd.Timestamp("2024-05-01T09:00:00Z")
+
+    def event(_):
+        return {"user_id": f"u{rng.randrange(6)}", "item_id": f"i{rng.randrange(7)}",
+                "event_type": rng.choice(kinds), "quantity": rng.randrange(1, 4),
+                "timestamp": t0 + pd.Timedelta(minutes=rng.randrange(-500, 500)),
+                "value": round(rng.uniform(1, 90), 2)}  # fmt: skip
+
+    store.events.append([event(n) for n in range(120)])  # stored state to fold onto
+    frame = pd.DataFrame([event(n) for n in range(400)])
+    frame.loc[5, "value"] = None
+    frame.loc[7, ["item_id", "event_type"]] = ["", "open"]
+    frame.to_parquet(tmp_path / "e.parquet")
+    import_events(store, tmp_path / "e.parquet", progress=False)
+    batch, stored = _aggregates(store)
+    assert batch and set(batch) == set(stored)
+    for user, state in batch.items():
+        got, seq, pending = stored[user]
+        assert pending is True and seq == store.profiles.get(user)["event_count"]
+        spend = got.pop("category_spend")
+        assert spend == pytest.approx(state.pop("category_spend")), user
+        for line in [*got["cart"].values(), *state["cart"].values()]:
+            line["value"] = round(line["value"], 6)
+        assert got == state, user
+    assert any(state["cart"] for state, _, _ in stored.values())
+
+
+@pytest.mark.parametrize("rebuild", [True, False])
+def test_event_ids_make_a_reimport_skip_stored_events(store, tmp_path, rebuild):
+    store.events.append([{"user_id": "u1", "item_id": "i1", "event_id": "e-1",
+                          "timestamp": "2024-03-01T09:00:00Z"}])  # fmt: skip
+    text = ("event_id,user_id,item_id,timestamp\n"
+            "e-1,u1,i1,2024-03-01T09:00:00Z\ne-2,u1,i2,2024-03-01T10:00:00Z\n"
+            "e-2,u1,i2,2024-03-01T10:00:00Z\n,u2,i2,2024-03-01T11:00:00Z\n")  # fmt: skip
+    path = _write(tmp_path, "e.csv", text)
+    first = import_events(store, path, progress=False, rebuild_indexes=rebuild)
+    assert (first.rows, first.skipped) == (2, 2)
+    again = import_events(store, path, progress=False, rebuild_indexes=rebuild)
+    assert (again.rows, again.skipped) == (1, 3)  # only the event without an id again
+    assert store.events.count() == 4 and store.profiles.get("u1")["event_count"] == 2
+    assert store.profiles.get("u2")["event_count"] == 2
+    too_long = _write(tmp_path, "x.csv", "event_id,user_id,item_id,timestamp\n"
+                      f"{'x' * 129},u1,i1,2024-03-01T09:00:00Z\n")  # fmt: skip
+    with pytest.raises(DataValidationError, match="column 'event_id'.*longer than 128"):
+        import_events(store, too_long, progress=False)
