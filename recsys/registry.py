@@ -263,7 +263,8 @@ class Registry:
         return mlflow.pyfunc.load_model(model_uri)
 
     def bundle_locations(self) -> list[tuple[int, str]]:
-        """``(version, artifact URI of its bundle directory)`` of every registered version.
+        """``(version, URI of the artifact directory holding its bundle)`` of every version
+        (the bundle is the one subdirectory there, named after the directory training logged).
 
         Raises
         ------
@@ -275,7 +276,7 @@ class Registry:
             return sorted(
                 (int(v.version),
                  self.client.get_model_version_download_uri(self.model_name, v.version)
-                 .rstrip("/") + f"/artifacts/{BUNDLE_ARTIFACT}")
+                 .rstrip("/") + "/artifacts")
                 for v in found
             )  # fmt: skip
         except Exception as exc:  # MLflow and its HTTP client raise many types for "down"

@@ -34,6 +34,7 @@ from serving.routes import (
     events,
     health,
     items,
+    privacy,
     recommendations,
     segments,
     users,
@@ -142,12 +143,14 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         description=DESCRIPTION,
         docs_url=None,  # served from local files by _add_offline_docs
         redoc_url=None,
+        lifespan=privacy.lifespan,  # the periodic privacy job (retention, pending scrubs)
         openapi_tags=[
             {"name": "recommendations", "description": "Personalised, similar items, cross-sell."},
             {"name": "events", "description": "Event ingestion (committed before the answer)."},
             {"name": "items", "description": "The catalogue: upsert, read, deactivate items."},
             {"name": "users", "description": "Customer attributes and consents; erasure."},
             {"name": "admin", "description": "Model version and hot reload."},
+            {"name": "privacy", "description": "Customer data export, erasure receipts."},
             {"name": "health", "description": "Open probes."},
         ],
     )
@@ -181,7 +184,8 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         return _internal_error(request, exc)
 
     # items after recommendations: /items/{id}/similar must win over /items/{id:path}.
-    for module in (recommendations, items, events, users, admin, health, segments, campaigns):
+    modules = (recommendations, items, events, users, admin, health, segments, campaigns, privacy)
+    for module in modules:
         app.include_router(module.router)
     recommendations.document_max_k(app, settings.max_k)
     _add_offline_docs(app)

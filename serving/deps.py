@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,10 +13,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from recsys.ingest import EventIngestor
+from recsys.privacy import DerivedDataScrubber
 from recsys.segments.service import SegmentService
 from recsys.store import ApiKeyRecord, Role, Store
 from serving.metrics import ServiceMetrics
 from serving.model_client import ModelClient
+from serving.rate_limits import RateLimiter, rate_limit_settings
 from serving.settings import Settings
 
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this many seconds
@@ -33,6 +37,8 @@ class AppState:
     metrics: ServiceMetrics
     ingestor: EventIngestor = field(init=False)
     segments: SegmentService = field(init=False)
+    scrubber: DerivedDataScrubber = field(init=False)
+    limiter: RateLimiter = field(init=False)
     _keys: dict[str, tuple[float, ApiKeyRecord]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -40,6 +46,12 @@ class AppState:
         self.segments = SegmentService(self.store)
         # Membership follows each committed batch (customers a crash left pending first).
         self.ingestor.subscribe("segments", self.segments.engine.on_events)
+        self.scrubber = DerivedDataScrubber(
+            self.store,
+            tracking_uri=_registry_in_use(self.settings),
+            cache_dirs=[Path(self.settings.var_dir) / "models"],
+        )
+        self.limiter = RateLimiter(self.store, rate_limit_settings(), self.metrics.registry)
 
     def cached_key(self, plaintext: str) -> ApiKeyRecord | None:
         """The key's record when it was looked up less than KEY_CACHE_SECONDS ago."""
@@ -64,6 +76,17 @@ class AppState:
         return record
 
 
+def _registry_in_use(settings: Settings) -> str | None:
+    """The MLflow URI whose versions erasure scrubs: the served registry, or a local one that
+    exists (never created here just to find it empty)."""
+    uri = settings.mlflow_tracking_uri
+    if settings.model_uri.startswith("models:/"):
+        return uri
+    if uri.startswith("sqlite:///"):
+        return uri if Path(uri.removeprefix("sqlite:///")).exists() else None
+    return uri
+
+
 async def get_state(request: Request) -> AppState:  # async: no threadpool hop
     return request.app.state.recsys
 
@@ -86,6 +109,7 @@ def _bearer(request: Request) -> str:
 def require(*roles: Role):
     """Dependency factory: the caller's key must satisfy one of ``roles`` (admin always does)."""
     needed = " or ".join(r.value for r in roles)
+    kind = "ingest" if Role.INGEST in roles else "read"  # separate buckets, separate rates
 
     async def check(
         request: Request,
@@ -106,6 +130,14 @@ def require(*roles: Role):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"this route needs a key with role {needed}; this key has role {record.role.value}",
+            )
+        decision = await state.limiter.check(record, kind)
+        if not decision.allowed:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"this key is over its {kind} rate of {decision.rate:g} requests per second; "
+                f"retry after {decision.retry_after:.2f} s",
+                headers={"Retry-After": str(max(1, math.ceil(decision.retry_after)))},
             )
         return record
 

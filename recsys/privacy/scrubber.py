@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recsys.privacy.bundle_scrub import find_bundles, is_bundle, scrub_bundle
+from recsys.privacy.bundle_scrub import find_bundles, scrub_bundle
 from recsys.store import Store, read_session, write_session
 from recsys.store.privacy import (
     due_scrubs,
@@ -147,26 +147,36 @@ class DerivedDataScrubber:
         for version, uri in registry.bundle_locations():
             local = registry.local_path(uri)
             if local is not None:
-                if not is_bundle(local):
+                found = find_bundles(local)
+                if not found:
                     raise ScrubFailed(f"version {version}: {uri} holds no bundle")
-                touched = scrub_bundle(local, hashes)
+                touched = [scrub_bundle(path, hashes) for path in found]
             else:
                 touched = self._scrub_remote(registry, uri, hashes)
             name = f"models:/{registry.model_name}/{version}"
             row = {"artifact": name, "location": uri, "rows_removed": 0, "files": []}
-            if touched:
-                row |= {"rows_removed": touched["rows_removed"], "files": touched["files"]}
+            for t in filter(None, touched):
+                row["rows_removed"] += t["rows_removed"]
+                row["files"] += t["files"]
             out.append(row)
         return out
 
     @staticmethod
-    def _scrub_remote(registry, uri: str, hashes: set[str]) -> dict | None:
+    def _scrub_remote(registry, uri: str, hashes: set[str]) -> list[dict | None]:
         workdir = Path(tempfile.mkdtemp(prefix="recsys-scrub-"))
         try:
             local = registry.fetch_artifacts(uri, workdir)
-            touched = scrub_bundle(local, hashes)
-            if touched:
-                registry.replace_artifacts(uri, local, touched["files"])
+            found = find_bundles(local)
+            if not found:
+                raise ScrubFailed(f"{uri} holds no bundle")
+            touched = []
+            for path in found:
+                done = scrub_bundle(path, hashes)
+                if done:
+                    files = [str((path / f).relative_to(local)) for f in done["files"]]
+                    registry.replace_artifacts(uri, local, files)
+                    done["files"] = files
+                touched.append(done)
             return touched
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # it held the user's rows

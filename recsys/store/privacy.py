@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from recsys.data.event_check import ID_LENGTH
 from recsys.store.erasure import erasure_hooks, rows_exporter
-from recsys.store.tables import Base, BigId, JSONObject, UTCDateTime, utcnow
+from recsys.store.tables import Base, BigId, Erasure, JSONObject, UTCDateTime, utcnow
 
 TABLES = ("privacy_scrubs", "consent_history")
 PENDING, DONE = "pending", "done"
@@ -168,3 +168,21 @@ def _erase_consents(session: Session, user_id: str) -> int:
 
 
 erasure_hooks.register("consent_history", _erase_consents, rows_exporter(ConsentChange))
+
+
+def list_erasures(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest erasure receipts with their scrubs and how many are still pending."""
+    stmt = select(Erasure).order_by(Erasure.erased_at.desc(), Erasure.receipt_id).limit(limit)
+    receipts = list(session.scalars(stmt))
+    scrubs = scrubs_of(session, [r.receipt_id for r in receipts])
+    return [
+        {
+            "receipt_id": r.receipt_id,
+            "user_hash": r.user_hash,
+            "erased_at": r.erased_at.isoformat(),
+            "deleted": dict(r.counts or {}),
+            "scrubs": scrubs[r.receipt_id],
+            "pending": sum(s["status"] == PENDING for s in scrubs[r.receipt_id]),
+        }
+        for r in receipts
+    ]

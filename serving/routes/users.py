@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from recsys.errors import NotFoundError
 from serving.deps import AdminKey, IngestKey, ReadKey, StateDep
-from serving.schemas import BAD_BODY, V1_ERRORS, ErasureOut, IdPath, problem
+from serving.schemas import BAD_BODY, V1_ERRORS, IdPath, problem
 from serving.schemas_catalogue import CustomerIn, CustomerOut
+from serving.schemas_privacy import ErasureReceiptOut
 
 router = APIRouter(prefix="/v1", tags=["users"], responses=V1_ERRORS)
 
@@ -45,20 +46,25 @@ def get_user(user_id: IdPath, state: StateDep, key: ReadKey) -> CustomerOut:
     return CustomerOut(**customer)
 
 
-@router.delete("/users/{user_id}", response_model=ErasureOut, summary="Erase a customer")
-async def erase_user(user_id: IdPath, state: StateDep, key: AdminKey) -> ErasureOut:
+@router.delete("/users/{user_id}", response_model=ErasureReceiptOut, summary="Erase a customer")
+async def erase_user(user_id: IdPath, state: StateDep, key: AdminKey) -> ErasureReceiptOut:
     """Delete the customer's events, profile and attributes (and every store hooked into
     erasure) in one transaction, then drop their session state and trained vectors from every
-    model replica. Future training excludes the customer. Answers with a receipt; the audit
-    log records it."""
+    model replica, then cut their id, vector and history out of every registered model
+    version's bundle and the local bundle caches. Future training excludes the customer.
+    Answers with a receipt listing each artifact touched; a target that could not be scrubbed
+    at once is ``pending`` and retried until done (``GET /v1/admin/erasures``)."""
     from starlette.concurrency import run_in_threadpool
 
     receipt = await run_in_threadpool(state.store.erase_user, user_id, key.actor)
     in_memory = await state.model.forget_user(user_id)
+    scrubs = await run_in_threadpool(state.scrubber.erase, receipt)
     deleted = {**receipt["deleted"], "in_memory": int(in_memory)}
-    return ErasureOut(
+    return ErasureReceiptOut(
         receipt_id=receipt["receipt_id"],
         user_id=user_id,
         erased_at=receipt["erased_at"],
         deleted=deleted,
+        scrubs=scrubs,
+        pending=sum(s["status"] == "pending" for s in scrubs),
     )
