@@ -16,6 +16,7 @@ from recsys_cli import consume as consume_cmd
 from recsys_cli import evaluate as evaluate_cmd
 from recsys_cli import generate as generate_cmd
 from recsys_cli import imports as import_cmd
+from recsys_cli import retention as retention_cmd
 from recsys_cli import segments as segments_cmd
 from recsys_cli import train as train_cmd
 from serving.cli_keys import app as keys_app
@@ -36,6 +37,7 @@ app.command("train")(train_cmd.train)
 app.command("serve")(serve_cmd)
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_cmd.app, name="segments")
+app.add_typer(retention_cmd.app, name="retention")
 
 
 def _print_version(value: bool) -> None:

@@ -24,19 +24,35 @@ def _store(database_url: str | None):
 def create(
     role: str = typer.Option(..., "--role", help="admin, marketer, ingest or read."),
     name: str = typer.Option("", "--name", help="What the key is for (shown in listings)."),
+    rate: str = typer.Option(
+        None, "--rate", help="Read requests allowed, e.g. 100/s or 600/min (default: the role's)."
+    ),
+    ingest_rate: str = typer.Option(
+        None, "--ingest-rate", help="Ingestion requests allowed, e.g. 1000/s (default: 1000/s)."
+    ),
     database_url: str = typer.Option(None, "--database-url", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the key and its record as JSON."),
 ) -> None:
     """Create a key with ROLE and print it once; only its hash is stored."""
+    from recsys.errors import InvalidInputError
     from recsys.store import Role
+    from recsys.store.key_rates import KeyRateStore, parse_rate
 
     try:
         parsed = Role.parse(role)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--role") from None
+    rates = {}
+    for option, kind, value in (("--rate", "read", rate), ("--ingest-rate", "ingest", ingest_rate)):
+        try:
+            rates[kind] = None if value is None else parse_rate(value, option)
+        except InvalidInputError as exc:
+            raise typer.BadParameter(str(exc), param_hint=option) from None
     store = _store(database_url)
     try:
         plaintext, record = store.keys.create(parsed, name, actor="cli")
+        if any(rates.values()):
+            KeyRateStore(store.engine).set(record.id, **rates)
     finally:
         store.close()
     if as_json:
@@ -48,6 +64,7 @@ def create(
                     "role": record.role.value,
                     "name": record.name,
                     "prefix": record.key_prefix,
+                    "rate_per_second": rates,
                 }
             )
         )

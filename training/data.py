@@ -25,6 +25,21 @@ def erased_user_hashes(database_url: str | None) -> set[str]:
 
 
 def load_training_data(config: TrainConfig, progress: bool = False) -> Dataset:
+    """See :func:`_load`; from the store, events past their retention
+    (RECSYS_RETENTION_EVENTS_DAYS) are dropped, so training never sees an expired event even
+    before the retention job deleted it. (Files are the caller's data sets, kept as given.)"""
+    from recsys.privacy import drop_expired, privacy_settings
+
+    dataset = _load(config, progress)
+    if config.data.source != "store":
+        return dataset
+    dataset.events = drop_expired(dataset.events, privacy_settings())
+    if dataset.events.empty:
+        raise InvalidInputError("no interactions within the events retention to train on")
+    return dataset
+
+
+def _load(config: TrainConfig, progress: bool = False) -> Dataset:
     """Events (and optional item/user tables) of ``config.data``, erased users removed:
     the configured files, or the store's events, catalogue and customers (``source: store``).
 

@@ -226,7 +226,7 @@ def unsubscribe(token: Annotated[str, Query(max_length=2000)], state: StateDep) 
     if customer is None:  # erased since: nothing to record
         return UnsubscribeOut(user_id=user_id, channel=channel, unsubscribed=False)
     consents = {**(customer.get("consents") or {}), channel: False}
-    state.store.customers.put(user_id, {"consents": consents})
+    state.store.customers.put(user_id, {"consents": consents}, source="unsubscribe")
     return UnsubscribeOut(user_id=user_id, channel=channel, unsubscribed=True)
 
 

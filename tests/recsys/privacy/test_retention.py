@@ -40,3 +40,23 @@ def test_training_frames_never_hold_expired_events(t0):
     kept = drop_expired(frame, settings, now=t0 + timedelta(days=1))
     assert kept["user_id"].tolist() == ["b", "c"]
     assert drop_expired(frame, PrivacySettings(retention_events_days=0)) is frame
+
+
+def test_training_from_the_store_never_sees_expired_events(tmp_path, monkeypatch):
+    from recsys.store import Store
+    from recsys.store.tables import utcnow
+    from training.config import parse_config
+    from training.data import load_training_data
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    store = Store.open(url)
+    now = utcnow()
+    store.events.append([
+        {"event_id": f"e{d}", "user_id": f"u{d}", "item_id": "i1", "event_type": "purchase",
+         "timestamp": now - timedelta(days=d)} for d in (1, 5, 90)
+    ])  # fmt: skip
+    store.close()
+    monkeypatch.setenv("RECSYS_RETENTION_EVENTS_DAYS", "30")
+    config = parse_config({"data": {"source": "store", "database_url": url}})
+    users = set(load_training_data(config).events["user_id"].astype(str))
+    assert users == {"u1", "u5"}  # u90's event is past retention, though not deleted yet
