@@ -118,13 +118,17 @@ class StepRunner:
                         )  # fmt: skip
                 if not waiting:
                     break
-                self.sends.run(s, waiting, now)
+                self.sends.run(s, waiting, now, people)
                 active = []
                 for p in waiting:
                     counts[p.outcome] += 1
                     if p.outcome != "delayed":
                         p.row.step_id, p.row.state = p.step.next or "", None
                         active.append((p.row, p.campaign))
+            finished = {e for ids in ended.values() for e in ids}
+            for row in rows:  # their changes would only be flushed to be deleted
+                if row.enrolment_id in finished:
+                    s.expunge(row)
             for status, enrolment_ids in ended.items():
                 finish(s, enrolment_ids, status, now)
                 counts["finished"] += len(enrolment_ids)

@@ -21,6 +21,7 @@ from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.tables import UserProfile
 
 PROFILE_FIELDS = ("event_count", "purchase_count", "revenue", "first_seen", "last_seen")
+COLUMNS = ("user_id", "email", "country", "time_zone", "consents", "attributes", *PROFILE_FIELDS)
 
 
 @dataclass
@@ -40,8 +41,11 @@ def profiles(session: Session, users: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(users), 500):
         chunk = users[start : start + 500]
-        for p in session.scalars(select(UserProfile).where(UserProfile.user_id.in_(chunk))):
-            out[p.user_id] = {a.key: getattr(p, a.key) for a in UserProfile.__mapper__.column_attrs}
+        stmt = select(*[UserProfile.__table__.c[name] for name in COLUMNS]).where(
+            UserProfile.user_id.in_(chunk)
+        )
+        for row in session.execute(stmt).mappings():
+            out[row["user_id"]] = dict(row)
         stmt = select(CustomerAggregate.user_id, CustomerAggregate.cart).where(
             CustomerAggregate.user_id.in_(chunk)
         )
@@ -62,10 +66,12 @@ class SendBatch:
         self.recommenders = recommenders
         self.templates = templates
 
-    def run(self, session: Session, sends: list[PendingSend], now: datetime) -> None:
-        """Decide each send's ``outcome``; record the sent and suppressed ones."""
+    def run(self, session: Session, sends: list[PendingSend], now: datetime,
+            people: dict[str, dict[str, Any]] | None = None) -> None:  # fmt: skip
+        """Decide each send's ``outcome``; record the sent and suppressed ones (``people``:
+        :func:`profiles` of the senders, when the caller has them)."""
         users = sorted({p.row.user_id for p in sends})
-        people = profiles(session, users)
+        people = profiles(session, users) if people is None else people
         counts: dict[str, dict[str, int]] = {}
         used = Counter()  # messages per (user, channel) decided in this batch
         budget: dict[str, int] = {}
