@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recsys.segments.definitions import Node
 from serving.schemas import Id, Text
@@ -117,3 +117,51 @@ class UserSegmentsOut(BaseModel):
 class DeletedOut(BaseModel):
     id: str
     members_removed: int
+
+
+class SaveAs(_Body):
+    """Save the audience as a static segment (campaigns can target it)."""
+
+    name: Text = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, max_length=64, description="Default: made up.")
+    description: Text = Field(default="", max_length=2000)
+
+
+class AffinityIn(_Body):
+    """The customers most likely to buy an item or a category (give exactly one)."""
+
+    # Absent, not null, so that the spec can say "exactly one" (oneOf of the required keys).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["item_id"]}, {"required": ["category"]}]},
+    )
+
+    item_id: Id = Field(default=None, description="An item of the served model.")
+    category: Text = Field(default=None, min_length=1, max_length=200)
+    n: int = Field(default=100, ge=1, le=100_000)
+    save: SaveAs | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AffinityIn:
+        if (self.item_id is None) == (self.category is None):
+            raise ValueError("give exactly one of item_id and category")
+        return self
+
+
+class LookalikeIn(_Body):
+    """The customers most similar to a seed segment's members, none of them in it."""
+
+    segment_id: str = Field(min_length=1, max_length=64)
+    n: int = Field(default=100, ge=1, le=100_000)
+    save: SaveAs | None = None
+
+
+class AudienceMember(BaseModel):
+    user_id: str
+    score: float
+
+
+class AudienceOut(BaseModel):
+    model_version: str
+    members: list[AudienceMember] = Field(description="Best first.")
+    segment: SegmentOut | None = Field(description="The saved static segment, when asked to.")

@@ -1,4 +1,5 @@
-"""Segments: rule definitions, preview, members, stats, and a customer's segments.
+"""Segments: rule definitions, preview, members, stats, a customer's segments, and audiences
+(affinity and lookalike, by reverse search over the served model's user embeddings).
 
 Reads need a read (or marketer) key, writes a marketer key (admin always). A definition that
 does not validate is answered 422 with the JSON path of each offending part
@@ -7,19 +8,27 @@ does not validate is answered 422 with the JSON path of each offending part
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
+from recsys.segments.audiences import AudienceFinder
+from recsys.segments.clusters import resolve_bundle
 from recsys.segments.definitions import dump, json_path, problem_of
-from recsys.store import ApiKeyRecord, Role
+from recsys.store import ApiKeyRecord, Role, user_hash
 from serving.deps import ReadKey, StateDep, require
 from serving.schemas import BAD_BODY, V1_ERRORS, IdPath, problem
 from serving.schemas_segments import (
+    AffinityIn,
+    AudienceOut,
     DeletedOut,
+    LookalikeIn,
     MembersOut,
     PreviewIn,
     PreviewOut,
@@ -40,7 +49,7 @@ def field_of(loc: tuple) -> str:
     parts = tuple(loc[1:]) if loc and loc[0] in ("body", "query", "path") else tuple(loc)
     if not parts:
         return "body"
-    return json_path(parts[1:], str(parts[0]))
+    return json_path(parts[1:], str(parts[0]) or '""')  # an empty key still names a field
 
 
 class SegmentRoute(APIRoute):
@@ -185,3 +194,96 @@ def segment_stats(
 def user_segments(user_id: IdPath, state: StateDep, key: ReadKey) -> UserSegmentsOut:
     """The segments the customer is in now (current right after an event's POST returns)."""
     return UserSegmentsOut(user_id=user_id, segments=state.store.segments.user_segments(user_id))
+
+
+_BUILDING = threading.Lock()  # one audience index build at a time
+
+
+def _build_finder(app, settings, version: str) -> AudienceFinder:
+    with _BUILDING:
+        cached = getattr(app.state, "audiences", None)
+        if cached is not None and cached.version == version:
+            return cached
+        uri = settings.model_uri
+        if not Path(uri).is_dir():  # the served version, not whatever the alias names now
+            name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+            uri = f"models:/{name}/{version}"
+        bundle, _ = resolve_bundle(uri, settings.mlflow_tracking_uri, settings.var_dir)
+        app.state.audiences = AudienceFinder(bundle, version, device=settings.device)
+        return app.state.audiences
+
+
+async def _finder(request: Request, state) -> AudienceFinder:
+    """The audience indexes of the served model version (built on first use after a swap)."""
+    version = str((await state.model.info()).get("version"))
+    finder = getattr(request.app.state, "audiences", None)
+    if finder is None or finder.version != version:
+        finder = await run_in_threadpool(_build_finder, request.app, state.settings, version)
+    await run_in_threadpool(finder.forget_hashed, state.store.erased_hashes(), user_hash)
+    return finder
+
+
+def _answer(state, key, finder, members, save) -> AudienceOut:
+    segment = None
+    if save is not None:
+        row = state.segments.save_static(
+            save.name, members, segment_id=save.id, description=save.description,
+            actor=key.actor,
+        )  # fmt: skip
+        segment = _out(state, row)
+    return AudienceOut(
+        model_version=finder.version,
+        members=[{"user_id": u, "score": s} for u, s in members],
+        segment=segment,
+    )
+
+
+AUDIENCE_ERRORS = {**BAD_BODY, 404: problem("Unknown item, category or segment"),
+                   409: problem("The id of the segment to save is taken"),
+                   503: problem("No model is served")}  # fmt: skip
+
+
+@router.post(
+    "/audiences/affinity",
+    response_model=AudienceOut,
+    summary="Customers most likely to buy an item or category",
+    tags=["audiences"],
+    responses=AUDIENCE_ERRORS,
+)
+async def affinity_audience(
+    body: AffinityIn, request: Request, state: StateDep, key: MarketerKey
+) -> AudienceOut:
+    """The ``n`` customers with the highest model score for ``item_id`` (or the mean of a
+    ``category``'s items), best first; ``save`` stores them as a static segment with scores."""
+    finder = await _finder(request, state)
+    members = await run_in_threadpool(
+        finder.affinity, body.n, item_id=body.item_id, category=body.category
+    )
+    return await run_in_threadpool(_answer, state, key, finder, members, body.save)
+
+
+@router.post(
+    "/audiences/lookalike",
+    response_model=AudienceOut,
+    summary="Customers most similar to a segment's members",
+    tags=["audiences"],
+    responses=AUDIENCE_ERRORS,
+)
+async def lookalike_audience(
+    body: LookalikeIn, request: Request, state: StateDep, key: MarketerKey
+) -> AudienceOut:
+    """The ``n`` customers closest (cosine of user embeddings) to the mean of the seed
+    segment's members, none of them in it; ``save`` stores them as a static segment."""
+    seed = await run_in_threadpool(_all_members, state, body.segment_id)
+    finder = await _finder(request, state)
+    members = await run_in_threadpool(finder.lookalike, seed, body.n)
+    return await run_in_threadpool(_answer, state, key, finder, members, body.save)
+
+
+def _all_members(state, segment_id: str) -> list[str]:
+    state.store.segments.get(segment_id)  # 404 for an unknown segment
+    out, after = [], None
+    while page := state.store.segments.members(segment_id, after=after, limit=5000):
+        out += [m["user_id"] for m in page]
+        after = page[-1]["user_id"]
+    return out
