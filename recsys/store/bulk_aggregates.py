@@ -22,16 +22,16 @@ from sqlalchemy.orm import Session
 
 from recsys.data.frame import pd
 from recsys.store.bulk_events import time_text
-from recsys.store.db import is_postgres
+from recsys.store.db import dialect_insert, is_postgres
 from recsys.store.profile_aggregates import (
     ADD,
     PURCHASE,
     REMOVE,
     CustomerAggregate,
     as_state,
+    categories_of,
     empty_state,
 )
-from recsys.store.tables import Item
 
 _PROFILE_COLUMNS = ("user_id", "first_seen", "last_seen", "event_count", "purchase_count",
                     "revenue")  # fmt: skip
@@ -58,22 +58,27 @@ _AGGREGATE_SET = ", ".join(f"{c} = excluded.{c}" for c in _AGGREGATE_COLUMNS[1:]
 
 def _upsert(session: Session, table: str, columns, rows: list[tuple], update: str) -> None:
     """One ``INSERT ... ON CONFLICT (user_id) DO UPDATE`` of ``rows`` (sorted by user id, the
-    lock order of the event path); PostgreSQL stages them with ``COPY`` first."""
-    cursor = session.connection().connection.dbapi_connection.cursor()
+    lock order of the event path); PostgreSQL stages them with ``COPY`` first. The statements
+    go through SQLAlchemy's driver-level execute (plain tuples, no type processing), so its
+    events and error handling see them."""
+    connection = session.connection()
     names = ", ".join(columns)
+    conflict = f"ON CONFLICT (user_id) DO UPDATE SET {update}"
     if not is_postgres(session):
         marks = ", ".join("?" * len(columns))
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) "
-                           f"ON CONFLICT (user_id) DO UPDATE SET {update}", rows)  # fmt: skip
+        connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",
+                                   rows)  # fmt: skip
         return
     stage = f"recsys_import_{table}"
-    cursor.execute(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM {table} WITH NO DATA")
-    with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ORDER BY user_id "
-                   f"ON CONFLICT (user_id) DO UPDATE SET {update}")  # fmt: skip
-    cursor.execute(f"DROP TABLE {stage}")
+    connection.exec_driver_sql(f"CREATE TEMP TABLE {stage} AS SELECT {names} FROM {table} "
+                               "WITH NO DATA")  # fmt: skip
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    connection.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
+                               f"ORDER BY user_id {conflict}")  # fmt: skip
+    connection.exec_driver_sql(f"DROP TABLE {stage}")
 
 
 def _utc(stamps: pd.Series) -> np.ndarray:
@@ -113,17 +118,23 @@ def update_profiles(session: Session, events: pd.DataFrame) -> int:
     return len(rows)
 
 
-def _stored_states(session: Session, users: list[str]) -> dict[str, tuple[dict, int]]:
-    """The stored aggregate state and seq of those ``users`` that have a row."""
+def _stored_states(session: Session, users: list[str], lock: bool) -> dict[str, tuple]:
+    """The stored aggregate state and seq of those ``users`` that have a row; with ``lock`` on
+    PostgreSQL every user gets a row first and the rows are locked (``FOR UPDATE``) until the
+    commit, as the event path's fold does, so concurrent appends fold one after the other."""
     table = CustomerAggregate.__table__
-    if session.execute(select(table.c.user_id).limit(1)).first() is None:
+    lock = lock and is_postgres(session)
+    if lock:
+        empty = {**empty_state(), "seq": 0, "pending": False}
+        insert = dialect_insert(session, table).on_conflict_do_nothing(index_elements=["user_id"])
+        session.execute(insert, [{**empty, "user_id": u} for u in users])
+    elif session.execute(select(table.c.user_id).limit(1)).first() is None:
         return {}  # an initial load: nothing to read back
     out = {}
     for start in range(0, len(users), 500):
-        stmt = select(CustomerAggregate).where(table.c.user_id.in_(users[start : start + 500]))
-        for row in session.scalars(stmt):
+        stmt = select(table).where(table.c.user_id.in_(users[start : start + 500]))
+        for row in session.execute(stmt.with_for_update() if lock else stmt):
             out[row.user_id] = (as_state(row), row.seq or 0)
-    session.expunge_all()
     return out
 
 
@@ -167,23 +178,25 @@ def _json(value: dict) -> str:
     return json.dumps(value) if value else "{}"
 
 
-def _categories(session: Session) -> dict[str, str]:
-    stmt = select(Item.item_id, Item.category).where(Item.category.is_not(None))
-    return {item: category for item, category in session.execute(stmt) if category}
+def _levels(series: pd.Series) -> tuple[list, list]:
+    """The two index levels of a grouped series as lists (cheaper than its tuples)."""
+    index = series.index
+    return index.get_level_values(0).tolist(), index.get_level_values(1).tolist()
 
 
-def update_aggregates(session: Session, events: pd.DataFrame) -> int:
-    """Fold the imported ``events`` into ``customer_aggregates`` and mark their customers
-    pending segment evaluation; returns the number of customers."""
+def update_aggregates(session: Session, events: pd.DataFrame, *, lock: bool = False) -> int:
+    """Fold the ``events`` (a loader frame, appended after every stored event) into
+    ``customer_aggregates`` and mark their customers pending segment evaluation; returns the
+    number of customers. ``lock``: see :func:`_stored_states` (the import locks the tables)."""
     users = events["user_id"].to_numpy()
-    counts = pd.Series(users).value_counts(sort=False)
-    names = sorted(counts.index)
-    stored = _stored_states(session, names)
+    counts = pd.Series(users).value_counts(sort=False).to_dict()
+    names = sorted(counts)
+    stored = _stored_states(session, names, lock)
     states = {u: stored[u][0] if u in stored else empty_state() for u in names}
     kinds = events["event_type"].astype(str).to_numpy()
     latest = pd.DataFrame({"user_id": users, "kind": kinds, "at": _utc(events["timestamp"])})
     latest = latest.groupby(["user_id", "kind"], sort=False)["at"].max()
-    for (user, kind), stamp in zip(latest.index, _iso(latest.to_numpy()), strict=True):
+    for user, kind, stamp in zip(*_levels(latest), _iso(latest.to_numpy()), strict=True):
         last = states[user]["last_event"]
         if kind not in last or stamp > last[kind]:
             last[kind] = stamp
@@ -194,16 +207,17 @@ def update_aggregates(session: Session, events: pd.DataFrame) -> int:
         if state["last_purchase_at"] is None or at > state["last_purchase_at"]:
             state["last_purchase_at"] = at
     bought = kinds == PURCHASE
-    category = events["item_id"][bought].map(_categories(session))
-    spent = pd.DataFrame({"user_id": users[bought], "category": category.to_numpy(),
-                          "value": events["value"][bought].fillna(0.0).to_numpy()})  # fmt: skip
-    spent = spent.dropna(subset=["category"]).groupby(["user_id", "category"], sort=False)
-    spent = spent["value"].agg(["size", "sum"])
-    for (user, name), n, total in zip(spent.index, spent["size"], spent["sum"], strict=True):
+    category = events["item_id"][bought]
+    category = category.map(categories_of(session, category.unique()))
+    values = events["value"][bought].fillna(0.0).tolist()
+    # one by one in commit order: the same float sums as the event path's fold
+    for user, name, value in zip(users[bought].tolist(), category.tolist(), values, strict=True):
+        if name is None or name != name:  # not in the catalogue / no category
+            continue
         state = states[user]
         counts_of, spend_of = state["category_purchases"], state["category_spend"]
-        counts_of[name] = counts_of.get(name, 0) + int(n)
-        spend_of[name] = spend_of.get(name, 0.0) + float(total)
+        counts_of[name] = counts_of.get(name, 0) + 1
+        spend_of[name] = spend_of.get(name, 0.0) + value
     _carts(events, states)
     pg, rows = is_postgres(session), []
     for user in names:
@@ -216,3 +230,17 @@ def update_aggregates(session: Session, events: pd.DataFrame) -> int:
                      state["cart_quantity"], state["cart_value"], seq, True))  # fmt: skip
     _upsert(session, "customer_aggregates", _AGGREGATE_COLUMNS, rows, _AGGREGATE_SET)
     return len(rows)
+
+
+FOLD_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "quantity", "value")
+
+
+def fold_rows(session: Session, rows: list[dict]) -> int:
+    """The event path's profile and aggregate updates for a batch of newly inserted rows, in
+    set-based form (same results as :func:`recsys.store.profiles.add_event_aggregates`)."""
+    frame = pd.DataFrame.from_records(rows, columns=FOLD_COLUMNS)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["value"] = pd.to_numeric(frame["value"]).astype("float64")
+    touched = update_profiles(session, frame)
+    update_aggregates(session, frame, lock=True)
+    return touched

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, insert, select
 from recsys.data.errors import DataValidationError
 from recsys.data.event_check import FIELDS, ValidEvents, validate_events
 from recsys.data.schemas import EVENTS
+from recsys.store.bulk_aggregates import fold_rows
 from recsys.store.db import dialect_insert, read_session, write_session
 from recsys.store.erasure import drop_erased, erased_hashes
 from recsys.store.frames import events_frame, frame_records, is_frame
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
+
+BATCH_FOLD_MIN = 32  # from this many new events a batch folds set-based (bulk_aggregates)
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,10 @@ class EventStore:
             else:
                 session.execute(insert(Event.__table__), rows)
                 fresh = rows
-            add_event_aggregates(session, fresh)
+            if len(fresh) >= BATCH_FOLD_MIN:  # stream batches: set-based, no ORM objects
+                fold_rows(session, fresh)
+            else:
+                add_event_aggregates(session, fresh)
         logger.debug("appended %d events (%d duplicates)", len(fresh), duplicates)
         return AppendResult(len(fresh), duplicates, tuple(fresh))
 
