@@ -19,6 +19,7 @@ from recsys_cli import imports as import_cmd
 from recsys_cli import retention as retention_cmd
 from recsys_cli import segments as segments_cmd
 from recsys_cli import train as train_cmd
+from recsys_cli import worker as worker_cmd
 from serving.cli_keys import app as keys_app
 from serving.cli_serve import serve as serve_cmd
 
@@ -35,6 +36,7 @@ app.command("import")(import_cmd.import_)
 app.command("consume")(consume_cmd.consume)
 app.command("train")(train_cmd.train)
 app.command("serve")(serve_cmd)
+app.command("worker")(worker_cmd.worker)
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_cmd.app, name="segments")
 app.add_typer(retention_cmd.app, name="retention")

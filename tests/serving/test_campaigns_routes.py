@@ -109,3 +109,26 @@ def test_preview_renders_recommendations_for_a_customer(client, keys, store, ser
     out = answer.json()
     assert out["subject"] == "For you, p1" and len(out["items"]) == 2
     assert "/v1/unsubscribe?token=" in out["text"]
+
+
+def test_shipped_campaigns_run_and_show_in_the_outbox(client, keys, store, settings, server):
+    from datetime import UTC, datetime, timedelta
+
+    from serving.worker import build_worker, install_shipped
+
+    assert install_shipped(store) == ["cart-abandonment", "post-purchase-cross-sell",
+                                      "win-back-at-risk"]  # fmt: skip
+    items_ids = [str(i) for i in server.engine.item_ids[:5]]
+    at = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    store.customers.put("shopper", {"email": "shopper@example.com", "consents": {"email": True}})
+    event = {"user_id": "shopper", "event_type": "add_to_cart", "item_id": items_ids[0],
+             "timestamp": at.isoformat()}  # fmt: skip
+    answer = client.post("/v1/events", json={"events": [event]}, headers=auth(keys["ingest"]))
+    assert answer.status_code in (200, 201, 202), answer.text
+    worker = build_worker(settings, store, clock=lambda: at + timedelta(hours=2), channels={},
+                          settings=campaign_settings(campaign_secret=SECRET), lag_s=0)  # fmt: skip
+    worker.run_once()
+    page = client.get("/v1/campaigns/cart-abandonment/messages", headers=auth(keys["read"]))
+    (message,) = page.json()["messages"]
+    assert message["user_id"] == "shopper" and len(message["items"]) == 4
+    assert "Your cart is waiting" in message["text"]

@@ -1,0 +1,70 @@
+"""The campaign worker process: the library's ``CampaignWorker`` over the store and the served
+model (thin: the logic is in :mod:`recsys.campaigns`).
+
+``recsys worker`` runs it on its own (the model loaded in-process, like a model replica); the
+shipped campaigns in ``configs/campaigns/`` are installed first (once; they are then managed over
+the API).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from recsys.campaigns.recommend import Recommender
+from recsys.campaigns.service import CampaignService
+from recsys.campaigns.worker import CampaignWorker
+from recsys.recommend import Request
+from recsys.segments.service import SegmentService
+from recsys.store import Store
+from serving.failure import Failure
+from serving.model_server import ModelServer
+from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "campaigns"
+
+
+def model_recommender(answer: Callable[[Sequence[Request]], list]) -> Recommender:
+    """A recommender over ``ModelServer.answer`` (JSON-ready answers or ``Failure``)."""
+
+    def recommend(requests: Sequence[Request]) -> list[list[dict] | None]:
+        return [None if isinstance(a, Failure) else a["items"] for a in answer(list(requests))]
+
+    return recommend
+
+
+def install_shipped(store: Store, folder: Path = SHIPPED) -> list[str]:
+    """Install the campaign files of ``folder`` that are not in the store yet (and the built-in
+    RFM segments the win-back campaign listens to); their ids."""
+    SegmentService(store).install_rfm_groups(evaluate=False)  # the refresh job fills them
+    service = CampaignService(store)
+    return [service.load_file(path)["id"] for path in sorted(folder.glob("*.yaml"))]
+
+
+def build_worker(service: Settings, store: Store, **kwargs) -> CampaignWorker:
+    """A worker over ``store`` with the configured model as its recommender (``kwargs`` go to
+    :class:`CampaignWorker`: clock, channels, settings ...)."""
+    server = ModelServer(service, store.erased_hashes)
+    return CampaignWorker(store, {"default": model_recommender(server.answer)}, **kwargs)
+
+
+def run(settings: Settings, once: bool = False, poll_s: float = 1.0) -> dict | None:
+    """Run the worker until SIGTERM/SIGINT (or one catch-up pass with ``once``)."""
+    store = Store.open(settings.database_url)
+    try:
+        installed = install_shipped(store)
+        logger.info("campaigns installed: %s", installed)
+        worker = build_worker(settings, store)
+        if once:
+            return worker.run_once()
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        worker.run_forever(stop, poll_s)
+        return None
+    finally:
+        store.close()
