@@ -100,6 +100,12 @@ class CrossSellIn(BaseModel):
     )
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
+    categories: dict[Id, Text] | None = Field(
+        default=None,
+        max_length=100,
+        description="Category of basket items the model does not know yet (item id -> "
+        "category): they get what goes with that category. Entries for known items are ignored.",
+    )
 
 
 class CategoryCount(BaseModel):

@@ -77,9 +77,14 @@ class TrainOutcome:
 
 
 def build_model(
-    config: TrainConfig, params: dict | None = None, tune: bool = True, progress: bool = False
+    config: TrainConfig,
+    params: dict | None = None,
+    tune: bool = True,
+    progress: bool = False,
+    complements: dict | None = None,
 ) -> HybridModel:
-    """The default model with the configuration's ``model`` section (keys checked)."""
+    """The default model with the configuration's ``model`` section (keys checked);
+    ``params`` / ``complements``: values chosen by an earlier fit's validation search."""
     unknown = set(config.model) - MODEL_KEYS
     if unknown:
         raise ConfigError(
@@ -91,6 +96,8 @@ def build_model(
     kwargs = dict(config.model)
     if params is not None:
         kwargs["params"] = params
+    if complements is not None:
+        kwargs["complements"] = complements
     kwargs["tune"] = tune and kwargs.get("tune", True)
     try:
         return HybridModel(**kwargs, device=config.device, seed=config.seed, progress=progress)
@@ -151,8 +158,9 @@ def _champion_value(registry, config, split, dataset, fingerprint, progress):
     train_config = bundle.manifest.get("train_config", {})
     champion_config = config.model_copy(update={"model": train_config.get("model", {})})
     model = build_model(
-        champion_config, params=train_config.get("params"), tune=False, progress=progress
-    )
+        champion_config, params=train_config.get("params"), tune=False, progress=progress,
+        complements=train_config.get("complements"),
+    )  # fmt: skip
     result = evaluate_model(
         model, split, ks=config.evaluation.k, items=dataset.items, users=dataset.users
     )
@@ -161,7 +169,11 @@ def _champion_value(registry, config, split, dataset, fingerprint, progress):
 
 def _bundle(model: HybridModel, dataset, config, metrics, params, fingerprint) -> ServingBundle:
     manifest = {
-        "train_config": {"model": config.model, "params": params},
+        "train_config": {
+            "model": config.model,
+            "params": params,
+            "complements": model.complement_params,
+        },
         "data_fingerprint": fingerprint,
     }
     return bundle_of(model, dataset.items, metrics=metrics, manifest=manifest)
@@ -215,9 +227,12 @@ def run_training(config: TrainConfig, progress: bool = True) -> TrainOutcome:
             registry, config, split, dataset, fingerprint, progress
         )
         logger.info("refitting on all %d interactions for serving", len(dataset.events))
-        final = build_model(config, params=params, tune=False, progress=progress)
+        final = build_model(config, params=params, tune=False, progress=progress,
+                            complements=model.complement_params)  # fmt: skip
         pairs = interaction_pairs(dataset.events)
-        final.fit(Interactions.from_frame(pairs), items=dataset.items, users=dataset.users)
+        # the raw events too: complement statistics learn re-buying, which one row per pair hides
+        final.fit(Interactions.from_frame(pairs), items=dataset.items, users=dataset.users,
+                  events=dataset.events)  # fmt: skip
         value = float(metrics[metric])
         promoted = (
             champion_value is None or value > champion_value + config.promotion.min_improvement

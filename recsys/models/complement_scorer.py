@@ -30,9 +30,11 @@ REQUIRED = (
 INTENT_DAYS = 3.0  # a purchase / cart add this recent (from the latest event) is "just did"
 RECENT_EVENTS = 6  # views among this many latest events show a category interest
 MIN_VIEWS = 2  # ... when at least this many of them are in one category
-COMPLEMENT_SHIFT = 2.0  # complement boost (x the candidate scores' spread) at full strength
-DURABLE_DEMOTION = 2.0  # demotion of a just-bought durable's category (x spread)
-CATEGORY_BOOST = 1.0  # boost of the category of a cart add / of repeated views (x spread)
+INTENT_PARAMS = {  # defaults; the model's validation search may choose others (config)
+    "complement_shift": 2.0,  # complement boost (x the candidate scores' spread), full strength
+    "durable_demotion": 2.0,  # demotion of a just-bought durable's category (x spread)
+    "category_boost": 1.0,  # boost of the category of a cart add / of repeated views (x spread)
+}
 
 
 @dataclass
@@ -59,7 +61,7 @@ class ComplementScorer:
         self.cat_index = np.asarray(arrays["comp_category_index"], np.int64)
         self.cat_values = np.asarray(arrays["comp_category_values"], np.float32)
         self.repeat = np.asarray(arrays["comp_repeat"], np.float32)
-        self.config = dict(config)
+        self.config = INTENT_PARAMS | dict(config)  # bundles from before the intent search
         self.shrinkage = float(config["shrinkage"])
         floor, full = float(config["substitute_floor"]), float(config["repeat_full"])
         top = float(self.repeat.max()) if len(self.repeat) else 0.0
@@ -183,9 +185,11 @@ class ComplementScorer:
             return scores
         candidates = np.asarray(candidates, dtype=np.int64)
         unit = np.float32(unit if unit > 0 else 1.0)
-        out = scores + unit * np.float32(COMPLEMENT_SHIFT) * intent.complements[candidates]
+        shift = np.float32(self.config["complement_shift"])
+        out = scores + unit * shift * intent.complements[candidates]
         if intent.category >= 0 and intent.category_weight:
-            weight = DURABLE_DEMOTION if intent.category_weight < 0 else CATEGORY_BOOST
+            toward = intent.category_weight > 0
+            weight = self.config["category_boost" if toward else "durable_demotion"]
             same = self.category[candidates] == intent.category
             out[same] += unit * np.float32(weight * intent.category_weight)
         return out.astype(np.float32)

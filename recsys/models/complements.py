@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from recsys.data.frame import pd
 from recsys.data.interactions import Interactions
 from recsys.errors import InvalidInputError
+from recsys.models.complement_scorer import INTENT_PARAMS
 from recsys.models.weighting import SECONDS_PER_DAY, EventWeighting
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ DEFAULT_COMPLEMENT_PARAMS = {
     "substitute_floor": 0.05,  # same-category factor in a category nobody re-buys
     "repeat_full": 0.5,  # repeat rate at which same-category items are not demoted at all
     "repeat_days": 30.0,  # a category bought again within this many days is "re-bought"
-}
+} | INTENT_PARAMS
 
 
 def item_categories(items: pd.DataFrame | None, item_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +62,29 @@ def item_categories(items: pd.DataFrame | None, item_ids) -> tuple[np.ndarray, n
     codes = np.full(len(item_ids), -1, np.int64)
     codes[known] = np.searchsorted(vocabulary, names[known].astype(str))
     return codes, vocabulary.astype(str)
+
+
+def raw_events(train: Interactions, events) -> Interactions:
+    """``events`` (an Interactions or a canonical events frame) on ``train``'s vocabularies;
+    ``train`` itself when ``events`` is None or holds none of its users' items."""
+    if events is None:
+        return train
+    if isinstance(events, pd.DataFrame):
+        missing = {"user_id", "item_id", "timestamp"} - set(events.columns)
+        if missing:
+            raise InvalidInputError(f"events: missing columns {sorted(missing)}")
+        events = Interactions.from_frame(events, user_ids=train.user_ids, item_ids=train.item_ids)
+    elif not isinstance(events, Interactions):
+        raise InvalidInputError(f"events must be an events table, got {type(events).__name__}")
+    elif events.n_items != train.n_items:
+        raise InvalidInputError(
+            f"events must share the training item vocabulary ({train.n_items} items), "
+            f"got {events.n_items}"
+        )
+    if len(events) == 0:
+        logger.warning("complements: the raw events hold no training pair; using the pairs")
+        return train
+    return events
 
 
 def _top_rows(matrix: sp.csr_matrix, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,10 +136,25 @@ class ComplementModel:
         self.arrays: dict[str, np.ndarray] = {}
 
     def fit(
-        self, train: Interactions, categories: np.ndarray | None = None, names=None
+        self, train: Interactions, categories: np.ndarray | None = None, names=None, events=None
     ) -> ComplementModel:
-        """Learn from ``train``; ``categories`` holds a code per item index (-1: unknown)."""
+        """Learn the complement arrays.
+
+        Parameters
+        ----------
+        train : Interactions
+            The model's training interactions (their item vocabulary is the arrays' index).
+        categories : np.ndarray or None
+            A category code per item index (-1: unknown).
+        names : array-like or None
+            The category names of the codes.
+        events : Interactions, DataFrame or None
+            The raw events of the same period, one row per event (``train`` may hold one row per
+            user and item, which hides re-buying); learned from instead of ``train`` when given.
+            Rows outside ``train``'s vocabularies are dropped.
+        """
         n = train.n_items
+        train = raw_events(train, events)
         codes = np.full(n, -1, np.int64) if categories is None else np.asarray(categories)
         if len(codes) != n:
             raise InvalidInputError(

@@ -107,6 +107,7 @@ class HybridModel(Recommender):
         self.complements: dict[str, np.ndarray] = {}
         self.item_tower: dict = {}  # content-feature tables: vectors of items added after training
         self._intents: ComplementScorer | None = None
+        self._events = None  # the raw events of the fit in progress (complements)
         self.event_weights = EventWeighting(event_weights or {}).event_weights
         self.params = DEFAULT_PARAMS | dict(params or {})
         self.tune, self.validation_users = bool(tune), int(validation_users)
@@ -115,6 +116,15 @@ class HybridModel(Recommender):
         self.report: dict = {}
 
     # ------------------------------------------------------------------ fitting
+    def fit(self, train: Interactions, items=None, users=None, events=None) -> HybridModel:
+        """Fit on ``train``; ``events`` (optional) are its raw events, one row per event, which
+        the complement statistics learn re-buying from (``train`` may hold one row per pair)."""
+        self._events = events
+        try:
+            return super().fit(train, items=items, users=users)
+        finally:
+            self._events = None  # not kept with the fitted model
+
     def _fit(self, train: Interactions, items=None, users=None) -> None:
         weights = EventWeighting(self.event_weights).type_weights(train.event_types)
         if not (weights > 0).any():
@@ -126,13 +136,17 @@ class HybridModel(Recommender):
         params, search = dict(self.params), {}
         if self.tune:
             started = time.perf_counter()
-            params, search = search_parameters(self, train, items, users, params)
+            params, self.complement_params, search = search_parameters(
+                self, train, items, users, params, self._events
+            )
             search["seconds"] = round(time.perf_counter() - started, 3)
-        self.scorer = self.build(train, items, users, params)
-        self.report = {"params": params, "search": search, "two_tower": self._tt_stats}
+        self.scorer = self.build(train, items, users, params, self._events)
+        self.report = {"params": params, "complements": dict(self.complement_params),
+                       "search": search, "two_tower": self._tt_stats}  # fmt: skip
 
-    def build(self, train: Interactions, items, users, params: dict) -> BlendScorer:
-        """Fit every component on ``train`` and assemble the scorer with ``params``."""
+    def build(self, train: Interactions, items, users, params: dict, events=None) -> BlendScorer:
+        """Fit every component on ``train`` (complements on ``events`` when given) and assemble
+        the scorer with ``params``."""
         base = EventWeighting(self.event_weights)
         tt = TwoTowerModel(
             dim=self.dim, epochs=self.epochs, weighting=base, seed=self.seed,
@@ -161,7 +175,7 @@ class HybridModel(Recommender):
         complements = ComplementModel(
             self.complement_params, neighbours=self.covisit_neighbours, weighting=base
         )
-        self.complements = complements.fit(train, codes, names).arrays  # exported by to_arrays
+        self.complements = complements.fit(train, codes, names, events).arrays  # to_arrays
         self._intents = None
         arrays |= self._history_arrays(train)
         arrays["item_ids"] = np.asarray(train.item_ids).astype(str)

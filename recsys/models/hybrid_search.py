@@ -7,7 +7,9 @@
    the blend only when it clearly beats its single-component special cases (popularity, EASE,
    the retrieval path alone), else use the best of those;
 4. cross-sell: on baskets (sessions, or each validation user's held-out items) with one item held
-   out, choose the co-purchase / embedding / popularity weights by HitRate@10.
+   out, choose the co-purchase / embedding / popularity weights by HitRate@10;
+5. complements and intent shifts: ``recsys.models.complement_search`` (what the validation users
+   bought later, and NDCG@20 after the intent of their latest events).
 
 Coordinate search over small grids, moving only on gains beyond the noise (paired standard
 errors over validation users / baskets); nothing here sees the test split.
@@ -20,6 +22,7 @@ import logging
 import numpy as np
 import torch
 
+from recsys.models import complement_search
 from recsys.models.covisit import has_sessions
 from recsys.models.tuning import (
     ValidationSplit,
@@ -106,16 +109,18 @@ def configure(scorer, model, params: dict) -> None:
     scorer._user_matrices = None
 
 
-def search_parameters(model, train, items, users, params: dict) -> tuple[dict, dict]:
-    """Best ``params`` for ``model`` on a validation split of ``train``, and a report."""
+def search_parameters(model, train, items, users, params: dict, events=None):
+    """(best ``params``, best complement parameters, a report) for ``model`` on a validation
+    split of ``train`` (``events``: its raw events, or None)."""
+    complements = dict(model.complement_params)
     try:
         split = validation_split(train, model.validation_users, model.seed)
     except ValueError as exc:
         logger.warning("default model: no validation split (%s); keeping the defaults", exc)
-        return params, {"skipped": str(exc)}
+        return params, complements, {"skipped": str(exc)}
     if len(split) < MIN_VALIDATION_USERS:
         logger.warning("default model: %d validation users; keeping the defaults", len(split))
-        return params, {"skipped": f"only {len(split)} validation users"}
+        return params, complements, {"skipped": f"only {len(split)} validation users"}
     scorer = model.build(split.inner, items, users, params)
     validator = Validator(split)
 
@@ -133,6 +138,10 @@ def search_parameters(model, train, items, users, params: dict) -> tuple[dict, d
         blend, params, BLEND_FALLBACKS, scorer.ease is not None, "blend"
     )
     params, cross_hit, cross_trials = _search_cross_sell(scorer, model, split, params)
+    configure(scorer, model, params)
+    complements, complement_report = complement_search.search(
+        model, scorer, split, train, items, events
+    )
     report = {
         "validation_users": len(split),
         "retrieval_ndcg@20": round(retrieval_ndcg, 5),
@@ -140,9 +149,10 @@ def search_parameters(model, train, items, users, params: dict) -> tuple[dict, d
         "blend_fallback": fallback,
         "cross_sell_hit@10": None if cross_hit is None else round(cross_hit, 5),
         "trials": len(trials) + len(blend_trials) + len(cross_trials),
+        "complements": complement_report,
     }
     logger.info("default model validation: %s", report)
-    return params, report
+    return params, complements, report
 
 
 class _BlendObjective:

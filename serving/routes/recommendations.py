@@ -167,8 +167,8 @@ async def similar_items(
 )
 async def cross_sell(body: CrossSellIn, state: StateDep, key: ReadKey) -> RecommendationsOut:
     """Items to add to a basket; basket items (and, with user_id, the customer's purchases) are
-    never returned. Unknown basket items are ignored as long as one is known; an unknown
-    category is a 422 naming close matches."""
+    never returned. Unknown basket items are ignored as long as one is known or has its category
+    in ``categories``; an unknown filter category is a 422 naming close matches."""
     k = _check_k(body.k, state, "body")
     filters = Filters(
         in_stock=body.in_stock, categories=body.category or None,
@@ -176,7 +176,7 @@ async def cross_sell(body: CrossSellIn, state: StateDep, key: ReadKey) -> Recomm
         max_price=body.max_price,
     )  # fmt: skip
     events = await _recent_events(state, body.user_id) if body.user_id else None
-    request = CrossSellRequest(body.items, k, body.user_id, events, filters)
+    request = CrossSellRequest(body.items, k, body.user_id, events, filters, body.categories)
     answer = await state.model.answer(request)
     answer.pop("unknown_items", None)
     return RecommendationsOut(user_id=body.user_id, **answer)

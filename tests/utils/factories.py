@@ -26,7 +26,8 @@ def fit_default_model(shop: Path, **overrides) -> tuple[HybridModel, pd.DataFram
     items = pd.read_parquet(shop / "items.parquet")
     users = pd.read_parquet(shop / "users.parquet")
     model = HybridModel(**(FAST_MODEL | overrides), device="cpu", seed=0)
-    model.fit(Interactions.from_frame(interaction_pairs(events)), items=items, users=users)
+    pairs = Interactions.from_frame(interaction_pairs(events))
+    model.fit(pairs, items=items, users=users, events=events)  # as the training job does
     return model, items, events
 
 

@@ -1,4 +1,5 @@
-"""The complement model: learned item and category complements, substitutes, repeat rates."""
+"""The complement model: learned item and category complements, substitutes, repeat rates, and
+their validation search."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import pytest
 
 from recsys.data.interactions import Interactions
 from recsys.errors import InvalidInputError
+from recsys.eval import interaction_pairs
 from recsys.models.complement_scorer import ComplementScorer
-from recsys.models.complements import ComplementModel, item_categories
+from recsys.models.complement_search import COMPLEMENT_GRID, INTENT_GRID, carve, units
+from recsys.models.complements import DEFAULT_COMPLEMENT_PARAMS, ComplementModel, item_categories
+from recsys.models.hybrid import HybridModel
+from recsys.models.tuning import validation_split
+from recsys.models.weighting import EventWeighting
 from tests.utils.factories import make_shop
 
 DAY = 86_400.0
@@ -115,3 +121,56 @@ def test_planted_complements_are_found_on_a_generated_shop(tmp_path):
     hits = [position[c] in np.argsort(-scorer.scores([position[a]]), kind="stable")[:10]
             for a, c in zip(truth["item_id"], truth["complement_id"], strict=True)]  # fmt: skip
     assert np.mean(hits) >= 0.45
+
+
+def test_raw_events_show_the_re_buying_that_pairs_hide():
+    events, items = basket_events()
+    pairs = Interactions.from_frame(
+        interaction_pairs(events), item_ids=np.asarray(items["item_id"])
+    )
+    codes, names = item_categories(items, pairs.item_ids)
+    coffee = list(names).index("coffee")
+    # half the customers re-buy the same coffee: one row per (user, item) hides it
+    from_pairs = ComplementModel().fit(pairs, codes, names).arrays["comp_repeat"][coffee]
+    raw = ComplementModel().fit(pairs, codes, names, events=events).arrays["comp_repeat"][coffee]
+    assert raw > 0.9 and from_pairs < 0.75
+    with pytest.raises(InvalidInputError, match="missing columns"):
+        ComplementModel().fit(pairs, codes, names, events=events.drop(columns="timestamp"))
+
+
+@pytest.fixture(scope="module")
+def small_shop(tmp_path_factory):
+    shop = make_shop(tmp_path_factory.mktemp("shop") / "shop", users=400, items=100, seed=11)
+    return pd.read_parquet(shop / "events.parquet"), pd.read_parquet(shop / "items.parquet")
+
+
+def test_validation_units_come_only_from_the_held_out_period(small_shop):
+    events, items = small_shop
+    train = Interactions.from_frame(events)
+    split = validation_split(train, 300, seed=0)
+    inner, later = carve(train, split)
+    first_held = np.full(train.n_users, np.inf)
+    np.minimum.at(first_held, split.held_out.users, split.held_out.timestamps)
+    assert (inner.timestamps < first_held[inner.users]).all()
+    assert (later.timestamps >= first_held[later.users]).all()
+    assert len(inner) + len(later) == len(train)
+    queries, targets = units(inner, later, EventWeighting(), seed=0)
+    assert len(targets) > 20 and len(queries) == len(targets)
+    later_items = set(later.items.tolist())
+    assert set(targets.tolist()) <= later_items
+    assert all(t not in q for q, t in zip(queries, targets, strict=True))
+
+
+def test_the_default_model_chooses_complement_and_intent_params_on_validation(small_shop):
+    events, items = small_shop
+    pairs = Interactions.from_frame(interaction_pairs(events))
+    model = HybridModel(dim=16, epochs=2, validation_users=300, device="cpu")
+    model.fit(pairs, items=items, events=events)
+    report = model.report["search"]["complements"]
+    assert report["units"] > 20 and report["intent"]["users"] > 10
+    chosen = model.report["complements"]
+    for name, grid in (COMPLEMENT_GRID | INTENT_GRID).items():
+        assert chosen[name] in grid or chosen[name] == DEFAULT_COMPLEMENT_PARAMS[name]
+    assert model.scorer.config["complements"] == chosen  # served with what was chosen
+    served = ComplementScorer(model.complements, model.scorer.config["complements"])
+    assert served.config["complement_shift"] == chosen["complement_shift"]
