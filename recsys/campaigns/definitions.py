@@ -32,6 +32,7 @@ Scalar = str | int | float | bool
 CHANNELS = ("email", "webhook", "sms", "push")
 STEP_TYPES = ("wait", "wait_until", "branch", "split", "send", "exit")
 TRIGGER_TYPES = ("event", "segment", "schedule", "api")
+MAX_SECONDS = 10 * 366 * 86400  # ten years: longer waits are mistakes
 
 
 class CampaignDefinitionError(InvalidInputError):
@@ -77,7 +78,7 @@ class ScheduleTrigger(_Model):
 
     type: Literal["schedule"]
     cron: str | None = None
-    interval_seconds: int | None = Field(default=None, gt=0)
+    interval_seconds: int | None = Field(default=None, gt=0, le=MAX_SECONDS)
     segment_id: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
@@ -104,10 +105,10 @@ class Wait(_Model):
     """Wait a fixed time (the sum of the given parts; more than zero)."""
 
     type: Literal["wait"]
-    seconds: int = Field(default=0, ge=0)
-    minutes: int = Field(default=0, ge=0)
-    hours: int = Field(default=0, ge=0)
-    days: int = Field(default=0, ge=0)
+    seconds: int = Field(default=0, ge=0, le=MAX_SECONDS)
+    minutes: int = Field(default=0, ge=0, le=MAX_SECONDS // 60)
+    hours: int = Field(default=0, ge=0, le=MAX_SECONDS // 3600)
+    days: int = Field(default=0, ge=0, le=MAX_SECONDS // 86400)
     next: str | None = None
 
     @model_validator(mode="after")
@@ -135,7 +136,7 @@ class WaitUntil(_Model):
     type: Literal["wait_until"]
     event: EventMatch | None = None
     segment: SegmentCondition | None = None
-    timeout_seconds: int = Field(gt=0)
+    timeout_seconds: int = Field(gt=0, le=MAX_SECONDS)
     on_match: str | None = None
     on_timeout: str | None = None
 
@@ -239,7 +240,7 @@ class Reentry(_Model):
     """``once`` ever; ``always`` (whenever not enrolled now); ``after_days`` since the last."""
 
     policy: Literal["once", "always", "after_days"] = "once"
-    days: int | None = Field(default=None, gt=0)
+    days: int | None = Field(default=None, gt=0, le=3650)
 
     @model_validator(mode="after")
     def _days(self) -> Reentry:
@@ -253,6 +254,13 @@ class QuietHours(_Model):
 
     start: time
     end: time
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("a local time of day without a zone (the customer's zone applies)")
+        return value
 
 
 class Campaign(_Model):

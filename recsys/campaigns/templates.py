@@ -62,10 +62,14 @@ class CompiledTemplate:
         for name, template in self.parts.items():
             try:
                 out[name] = template.render(context)
-            except TemplateError as exc:
-                raise TemplateProblem(f"template {self.id!r}, {name}: {exc}") from None
+            except Exception as exc:  # user code: 1/0, a bad filter argument ... is their error
+                raise TemplateProblem(f"{name}: {_describe(exc)}") from None
         out["subject"] = " ".join(out.get("subject", "").split())  # one header line
         return out
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
 
 
 def compile_template(template: dict[str, Any], check: bool = True) -> CompiledTemplate:
@@ -100,6 +104,6 @@ def compile_template(template: dict[str, Any], check: bool = True) -> CompiledTe
         for name, part in parts.items():
             try:
                 part.render(SAMPLE_CONTEXT)
-            except TemplateError as exc:
-                raise TemplateProblem(f"{name}: {exc}") from None
+            except Exception as exc:  # user code (see render)
+                raise TemplateProblem(f"{name}: {_describe(exc)}") from None
     return compiled
