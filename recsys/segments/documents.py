@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from recsys.segments.evaluate import Customer, EventView
@@ -42,6 +42,29 @@ _AGGREGATE = (
 )
 
 
+_IDS = bindparam("ids", expanding=True)
+# Built once: the per-event path then skips statement construction and hits the compiled cache.
+_CUSTOMERS = (
+    select(
+        UserProfile.user_id,
+        *(getattr(UserProfile, n) for n in _PROFILE),
+        CustomerAggregate.user_id,
+        CustomerAggregate.cart,
+        *(getattr(CustomerAggregate, n) for n in _AGGREGATE),
+    )
+    .outerjoin(CustomerAggregate, CustomerAggregate.user_id == UserProfile.user_id)
+    .where(UserProfile.user_id.in_(_IDS))
+)
+_EVENTS = (
+    select(Event.user_id, Event.event_type, Event.timestamp, Event.item_id, Event.properties)
+    .add_columns(Item.category)
+    .outerjoin(Item, Item.item_id == Event.item_id)
+    .where(Event.user_id.in_(_IDS), Event.event_type.in_(bindparam("types", expanding=True)))
+)
+_EVENTS_SINCE = _EVENTS.where(Event.timestamp >= bindparam("since"))
+_N_PROFILE = len(_PROFILE)
+
+
 def _chunks(ids: Sequence[str]):
     for start in range(0, len(ids), CHUNK):
         yield list(ids[start : start + CHUNK])
@@ -60,18 +83,15 @@ def load_customers(
     since ``lookback`` (a span before ``now``, a time, or ``None`` for all) when any are asked
     for, and their static segment memberships ``static``."""
     docs: dict[str, dict[str, Any]] = {}
-    profile_cols = [getattr(UserProfile, n) for n in _PROFILE]
-    aggregate_cols = [getattr(CustomerAggregate, n) for n in _AGGREGATE]
+    conn = session.connection()
     for chunk in _chunks(user_ids):
-        stmt = select(UserProfile.user_id, *profile_cols).where(UserProfile.user_id.in_(chunk))
-        for row in session.execute(stmt):
-            docs[row[0]] = dict(zip(_PROFILE, row[1:], strict=True))
-        stmt = select(CustomerAggregate.user_id, CustomerAggregate.cart, *aggregate_cols)
-        for row in session.execute(stmt.where(CustomerAggregate.user_id.in_(chunk))):
-            doc = docs.get(row[0])
-            if doc is not None:
-                doc.update(zip(_AGGREGATE, row[2:], strict=True))
-                doc["cart_items"] = sorted(row[1] or {})
+        for row in conn.execute(_CUSTOMERS, {"ids": chunk}):
+            doc = dict(zip(_PROFILE, row[1 : 1 + _N_PROFILE], strict=True))
+            rest = row[1 + _N_PROFILE :]
+            if rest[0] is not None:  # has aggregates
+                doc.update(zip(_AGGREGATE, rest[2:], strict=True))
+                doc["cart_items"] = sorted(rest[1] or {})
+            docs[row[0]] = doc
     for doc in docs.values():
         doc["rfm_group"] = group_of(doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m"))
     static = static or {}
@@ -85,14 +105,9 @@ def load_customers(
 
 def _attach_events(session, customers, event_types, lookback, now) -> None:
     since = now - lookback if isinstance(lookback, timedelta) else lookback
-    cols = (Event.user_id, Event.event_type, Event.timestamp, Event.item_id, Event.properties)
+    stmt = _EVENTS if since is None else _EVENTS_SINCE
+    conn, types = session.connection(), sorted(event_types)
     for chunk in _chunks(list(customers)):
-        stmt = (
-            select(*cols, Item.category)
-            .outerjoin(Item, Item.item_id == Event.item_id)
-            .where(Event.user_id.in_(chunk), Event.event_type.in_(sorted(event_types)))
-        )
-        if since is not None:
-            stmt = stmt.where(Event.timestamp >= since)
-        for user, kind, ts, item, props, category in session.execute(stmt):
+        params = {"ids": chunk, "types": types, "since": since}
+        for user, kind, ts, item, props, category in conn.execute(stmt, params):
             customers[user].events.append(EventView(kind, ts, item, category, props))

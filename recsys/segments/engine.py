@@ -33,6 +33,7 @@ from recsys.store.tables import UserProfile
 logger = logging.getLogger(__name__)
 
 SWEEP_STATE = "sweep"
+_VERSION = select(func.count(), func.max(SegmentRow.updated_at))  # built once
 CHUNK = 1000  # customers per transaction in sweeps and refreshes
 
 
@@ -60,8 +61,7 @@ class SegmentEngine:
     # -- definitions ----------------------------------------------------------------------
     def compiled(self, session: Session) -> dict[str, Compiled]:
         """The active rule segments, analysed (re-read when any definition changed)."""
-        stmt = select(func.count(), func.max(SegmentRow.updated_at))
-        version = tuple(session.execute(stmt).one())
+        version = tuple(session.connection().execute(_VERSION).one())
         if version != self._version:
             rows = session.execute(
                 select(SegmentRow.id, SegmentRow.kind, SegmentRow.definition, SegmentRow.active)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    bindparam,
     delete,
     func,
     insert,
@@ -165,11 +166,9 @@ class SegmentStore:
         """Segment ids of each of ``user_ids`` (in the caller's transaction)."""
         users = list(user_ids)
         out: dict[str, set[str]] = {u: set() for u in users}
+        conn = session.connection()
         for start in range(0, len(users), 500):
-            stmt = select(SegmentMember.user_id, SegmentMember.segment_id).where(
-                SegmentMember.user_id.in_(users[start : start + 500])
-            )
-            for user, segment in session.execute(stmt):
+            for user, segment in conn.execute(_MEMBERSHIPS, {"ids": users[start : start + 500]}):
                 out[user].add(segment)
         return out
 
@@ -289,13 +288,21 @@ class SegmentStore:
     def clear_pending(self, session: Session, seqs: dict[str, int]) -> None:
         """Mark customers evaluated up to the event counts ``seqs`` (newer events keep them
         pending)."""
-        table = CustomerAggregate.__table__
-        for user_id, seq in seqs.items():
-            session.execute(
-                update(table)
-                .where(table.c.user_id == user_id, table.c.seq == seq)
-                .values(pending=False)
-            )
+        if seqs:
+            params = [{"uid": u, "at_seq": seq} for u, seq in seqs.items()]
+            session.connection().execute(_CLEAR_PENDING, params)
+
+
+# Built once (the per-event path runs them for every event).
+_MEMBERSHIPS = select(SegmentMember.user_id, SegmentMember.segment_id).where(
+    SegmentMember.user_id.in_(bindparam("ids", expanding=True))
+)
+_AGGREGATES = CustomerAggregate.__table__
+_CLEAR_PENDING = (
+    update(_AGGREGATES)
+    .where(_AGGREGATES.c.user_id == bindparam("uid"), _AGGREGATES.c.seq == bindparam("at_seq"))
+    .values(pending=False)
+)
 
 
 @contextmanager
