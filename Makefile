@@ -56,6 +56,7 @@ load: sample
 	@$(MAKE) --no-print-directory $(LOADED)
 
 run: $(TRAINED) $(LOADED)
+	$(BIN)/recsys segments load configs/segments
 	$(BIN)/recsys serve --admin-key-file $(ADMIN_KEY_FILE)
 
 clean:

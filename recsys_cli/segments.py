@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import typer
+import yaml
 
-from recsys.errors import UnavailableError
+from recsys.errors import InvalidInputError, NotFoundError, UnavailableError
 from recsys.segments.clusters import resolve_bundle
+from recsys.segments.definitions import dump, parse_definition
 from recsys.segments.engine import SegmentEngine
 from recsys.segments.refresh import refresh as refresh_segments
+from recsys.segments.service import SegmentService
 from recsys.settings import get_settings
 from recsys.store import Store
 
@@ -69,6 +73,56 @@ def refresh(
         if summary["clusters"]:
             made = summary["clusters"]
             typer.echo(f"clusters: k={made['k']} over {made['users']:,} users")
+
+
+@app.command("load")
+def load(
+    directory: Path = typer.Argument(..., help="Directory of segment YAML files."),
+    database_url: str = typer.Option(None, "--database-url", help=URL_HELP),
+) -> None:
+    """Create (or update, when the definition changed) the segments of every *.yaml file in
+    DIRECTORY: ``id, name, description, definition``, or ``builtin: rfm_groups`` for the 11 RFM
+    group segments."""
+    files = sorted(directory.glob("*.yaml"))
+    if not directory.is_dir() or not files:
+        raise InvalidInputError(f"directory: {directory} holds no segment *.yaml files")
+    store = Store.open(database_url or get_settings().database_url)
+    service = SegmentService(store)
+    try:
+        for file in files:
+            typer.echo(f"{file.name}: {load_segment_file(service, file)}")
+    finally:
+        store.close()
+
+
+def load_segment_file(service: SegmentService, file: Path) -> str:
+    """Apply one segment YAML file; says what happened."""
+    spec = yaml.safe_load(file.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise InvalidInputError(f"{file}: expected a mapping of id, name, definition")
+    if spec.get("builtin") == "rfm_groups":
+        made = service.install_rfm_groups()
+        return f"{len(made)} RFM group segment(s) created"
+    unknown = set(spec) - {"id", "name", "description", "definition"}
+    missing = {"id", "name", "definition"} - set(spec)
+    if unknown or missing:
+        raise InvalidInputError(
+            f"{file}: {'unknown keys ' + str(sorted(unknown)) if unknown else ''}"
+            f"{'missing keys ' + str(sorted(missing)) if missing else ''}"
+        )
+    node = parse_definition(spec["definition"], root=f"{file.name}:definition")
+    try:
+        current = service.store.segments.get(spec["id"])
+    except NotFoundError:
+        service.create(
+            spec["name"], node, segment_id=spec["id"],
+            description=spec.get("description", ""), actor="config",
+        )  # fmt: skip
+        return f"created {spec['id']}"
+    if current["definition"] == dump(node) and current["name"] == spec["name"]:
+        return f"unchanged {spec['id']}"
+    service.update(spec["id"], {"name": spec["name"], "definition": dump(node)})
+    return f"updated {spec['id']}"
 
 
 @app.command("sweep")

@@ -42,3 +42,23 @@ def test_refresh_scores_rfm_and_fills_the_built_in_groups(tmp_path):
     assert swept.exit_code == 0, swept.output
     assert store.segments.get_state("sweep")["changes"] == 0
     store.close()
+
+
+def test_load_the_example_segments_then_again_unchanged(tmp_path):
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    args = ["segments", "load", "configs/segments", "--database-url", url]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "created cart-abandoners-1h" in first.output
+    assert "11 RFM group segment(s) created" in first.output
+    store = Store.open(url)
+    ids = {s["id"] for s in store.segments.all()}
+    assert {"cart-abandoners-1h", "razors-twice-30d", rfm_segment_id("Lost")} <= ids
+    store.close()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "unchanged razors-twice-30d" in again.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.yaml").write_text("id: x\nname: X\ndefinition: {type: performed}\n")
+    failed = CliRunner().invoke(app, ["segments", "load", str(bad), "--database-url", url])
+    assert str(failed.exception) == "x.yaml:definition.event_type: is required"
