@@ -1,9 +1,10 @@
 """The campaign worker process: the library's ``CampaignWorker`` over the store and the served
 model (thin: the logic is in :mod:`recsys.campaigns`).
 
-``recsys worker`` runs it on its own (the model loaded in-process, like a model replica); the
-shipped campaigns in ``configs/campaigns/`` are installed first (once; they are then managed over
-the API).
+``recsys worker`` runs it on its own (the model loaded in-process, like a model replica);
+:class:`CampaignWorkerService` is the same loop as a Ray Serve deployment of the application
+(it asks the model deployment through its handle when there is one). The shipped campaigns in
+``configs/campaigns/`` are installed first (once; they are then managed over the API).
 """
 
 from __future__ import annotations
@@ -68,3 +69,49 @@ def run(settings: Settings, once: bool = False, poll_s: float = 1.0) -> dict | N
         return None
     finally:
         store.close()
+
+
+def handle_recommender(handle) -> Recommender:
+    """A recommender over the model deployment's handle (``answer`` takes one request; the
+    requests of a batch are sent together so the deployment batches them)."""
+
+    def answer(requests: Sequence[Request]) -> list:
+        pending = [handle.answer.remote(request) for request in requests]
+        return [response.result() for response in pending]
+
+    return model_recommender(answer)
+
+
+class CampaignWorkerService:
+    """The worker loop in a background thread of a Ray Serve replica (``serving.deployments``
+    binds it into the application, so ``recsys serve`` / ``make run`` runs the campaigns).
+
+    Parameters
+    ----------
+    settings : dict
+        ``Settings`` values (as the other deployments get them).
+    model : DeploymentHandle, optional
+        The model deployment; without one the engine is loaded here.
+    """
+
+    def __init__(self, settings: dict, model=None, poll_s: float = 1.0) -> None:
+        service = Settings(**settings)
+        self.store = Store.open(service.database_url)
+        install_shipped(self.store)
+        if model is None:
+            self.worker = build_worker(service, self.store)
+        else:
+            self.worker = CampaignWorker(self.store, {"default": handle_recommender(model)})
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self.worker.run_forever, args=(self.stop, poll_s), daemon=True,
+            name="campaign-worker",
+        )  # fmt: skip
+        self.thread.start()
+
+    def status(self) -> dict:
+        """Whether the loop runs, and the active campaigns."""
+        return {"running": self.thread.is_alive(), "campaigns": sorted(self.worker.campaigns())}
+
+    def __del__(self) -> None:
+        self.stop.set()

@@ -132,3 +132,34 @@ def test_shipped_campaigns_run_and_show_in_the_outbox(client, keys, store, setti
     (message,) = page.json()["messages"]
     assert message["user_id"] == "shopper" and len(message["items"]) == 4
     assert "Your cart is waiting" in message["text"]
+
+
+def test_worker_service_runs_the_loop_in_the_background(client, keys, store, settings):
+    import time
+
+    from serving.worker import CampaignWorkerService
+
+    marketer = auth(keys["marketer"])
+    client.put("/v1/templates/welcome", json=TEMPLATE, headers=marketer)
+    client.post("/v1/campaigns", json={"id": "bg", "status": "active", "definition": DEFINITION},
+                headers=marketer)  # fmt: skip
+    users = [f"bg-{i}" for i in range(8)]
+    for user in users:
+        store.customers.put(user, {"email": f"{user}@example.com", "consents": {"email": True}})
+    client.post("/v1/campaigns/bg/trigger", json={"user_ids": users}, headers=marketer)
+    service = CampaignWorkerService(settings.model_dump(mode="json"), poll_s=0.05)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            report = client.get("/v1/campaigns/bg/report", headers=auth(keys["read"])).json()
+            if sum(a["sends"] for a in report["arms"]) + sum(
+                a["enrolled"] for a in report["arms"] if a["holdout"]
+            ) == len(users):
+                break
+            time.sleep(0.2)
+        assert service.status()["running"] and "bg" in service.status()["campaigns"]
+        assert "cart-abandonment" in service.status()["campaigns"]  # shipped ones installed
+        assert sum(a["delivered"] for a in report["arms"]) > 0
+    finally:
+        service.stop.set()
+        service.thread.join(timeout=10)
