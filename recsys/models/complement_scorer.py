@@ -133,6 +133,43 @@ class ComplementScorer:
         out[items] = -np.inf
         return out
 
+    def batch_scores(self, baskets) -> np.ndarray:
+        """``scores`` of several baskets of known items at once, (len(baskets), n_items): what
+        the validation search ranks with (a sum over flat indices instead of a loop)."""
+        baskets = [np.unique(np.asarray(b, dtype=np.int64).reshape(-1)) for b in baskets]
+        sizes = np.array([len(b) for b in baskets], dtype=np.int64)
+        if (sizes == 0).any():
+            raise InvalidInputError("cross-sell needs a basket item the model knows")
+        n, rows = self.n_items, len(baskets)
+        owner = np.repeat(np.arange(rows), sizes)
+        items = np.concatenate(baskets)
+        if items.min() < 0 or items.max() >= n:
+            raise InvalidInputError(f"basket item indices must be in [0, {n})")
+        denominator = self.mass[items].astype(np.float64) + self.shrinkage
+        ok = denominator > 0
+        parts = [(owner[ok], self.index[items[ok]], self.values[items[ok]] / denominator[ok, None])]
+        code = self.category[items]
+        by_category = ok & (code >= 0) & (self.shrinkage > 0)
+        if by_category.any():
+            share = (self.shrinkage / denominator[by_category])[:, None]
+            parts.append((owner[by_category], self.cat_index[code[by_category]],
+                          self.cat_values[code[by_category]] * share))  # fmt: skip
+        flat, weights = [], []
+        for row, index, values in parts:
+            valid = index >= 0
+            flat.append((np.broadcast_to(row[:, None], index.shape) * n + index)[valid])
+            weights.append(values[valid])
+        scores = np.bincount(np.concatenate(flat), np.concatenate(weights), minlength=rows * n)
+        scores = scores.reshape(rows, n) / sizes[:, None]
+        in_basket = np.zeros((rows, len(self.names) + 1), dtype=bool)
+        in_basket[owner, code] = True  # code -1: the spare last column
+        same = in_basket[:, self.category] & (self.category >= 0)
+        keep = np.where(self.category >= 0, self.keep_same[np.maximum(self.category, 0)], 1.0)
+        scores = np.where(same, scores * keep, scores) + 1e-6 * self.prior
+        out = scores.astype(np.float32)
+        out[owner, items] = -np.inf
+        return out
+
     @staticmethod
     def _scatter(scores: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
         valid = index >= 0

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 K = 10
 MAX_UNITS = 4000  # basket and next-basket units each
 MAX_INTENT_USERS = 2000
+BATCH_CELLS = 4_000_000  # units x items scored at once
 COMPLEMENT_GRID = {
     "window_days": [3.0, 7.0, 14.0, 30.0],
     "sequence_weight": [0.0, 0.25, 0.5, 1.0],
@@ -141,14 +142,16 @@ def reciprocal_ranks(scorer: ComplementScorer, queries, targets) -> np.ndarray:
     """Reciprocal rank at ``K`` of each target in its query's complement scores (0: missed)."""
     out = np.zeros(len(targets))
     k = min(K, scorer.n_items - 1)
-    for row, (query, target) in enumerate(zip(queries, targets, strict=True)):
-        scores = scorer.scores(query)
-        value = scores[target]
-        if not np.isfinite(value):
-            continue
-        rank = int((scores > value).sum())  # ties favour the target; the prior rarely ties
-        if rank < k:
-            out[row] = 1.0 / (rank + 1)
+    step = max(1, BATCH_CELLS // max(scorer.n_items, 1))
+    for start in range(0, len(targets), step):
+        scores = scorer.batch_scores(queries[start : start + step])
+        rows = np.arange(len(scores))
+        value = scores[rows, targets[start : start + step]]
+        rank = (scores > value[:, None]).sum(
+            axis=1
+        )  # ties favour the target (the prior rarely ties)
+        hit = np.isfinite(value) & (rank < k)
+        out[start : start + step][hit] = 1.0 / (rank[hit] + 1)
     return out
 
 

@@ -174,3 +174,18 @@ def test_the_default_model_chooses_complement_and_intent_params_on_validation(sm
     assert model.scorer.config["complements"] == chosen  # served with what was chosen
     served = ComplementScorer(model.complements, model.scorer.config["complements"])
     assert served.config["complement_shift"] == chosen["complement_shift"]
+
+
+def test_batch_scores_are_the_per_basket_scores(small_shop):
+    events, items = small_shop
+    train = Interactions.from_frame(events)
+    codes, names = item_categories(items, train.item_ids)
+    model = ComplementModel({"shrinkage": 3.0, "substitute_floor": 0.2}).fit(train, codes, names)
+    scorer = ComplementScorer(model.arrays, model.config())
+    rng = np.random.default_rng(0)
+    baskets = [rng.choice(train.n_items, size, replace=False) for size in (1, 2, 3, 5, 1, 4)]
+    batch = scorer.batch_scores(baskets)
+    for row, basket in enumerate(baskets):
+        np.testing.assert_allclose(batch[row], scorer.scores(basket), rtol=1e-5, atol=1e-9)
+    with pytest.raises(InvalidInputError, match="basket item"):
+        scorer.batch_scores([[0], []])
