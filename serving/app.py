@@ -39,6 +39,7 @@ from serving.routes import (
     segments,
     users,
 )
+from serving.schemas import BAD_BODY
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,38 @@ def _add_offline_docs(app: FastAPI) -> None:
         )
 
 
+BODY_ERRORS = {
+    "400": BAD_BODY[400]["description"],
+    "413": "The request body is larger than the service accepts",
+}
+
+
+def _document_bad_bodies(app: FastAPI) -> None:
+    """Every operation that reads a JSON body may answer 400 (undecodable body) and 413 (body
+    over the size limit): say so in the spec once here, instead of in each route."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            problem = {"$ref": "#/components/schemas/Problem"}
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if "requestBody" not in operation:
+                        continue
+                    for status, description in BODY_ERRORS.items():
+                        operation["responses"].setdefault(
+                            status,
+                            {
+                                "description": description,
+                                "content": {"application/json": {"schema": problem}},
+                            },
+                        )
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     """Assemble routes, dependencies, metrics and error handlers around a store and a model."""
     app = FastAPI(
@@ -188,5 +221,6 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     for module in modules:
         app.include_router(module.router)
     recommendations.document_max_k(app, settings.max_k)
+    _document_bad_bodies(app)
     _add_offline_docs(app)
     return app
