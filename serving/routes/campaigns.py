@@ -51,7 +51,8 @@ MarketerKey = Annotated[ApiKeyRecord, require(Role.MARKETER)]
 
 def _field(loc: tuple) -> str:
     parts = tuple(loc[1:]) if loc and loc[0] in ("body", "query", "path") else tuple(loc)
-    return json_path(parts[1:], str(parts[0])) if parts else "body"
+    path = json_path(parts[1:], str(parts[0])) if parts else ""
+    return path if path.strip(".") else "body"  # an unnamed key ("") at the top
 
 
 def _invalid(details: list[dict]) -> JSONResponse:
@@ -197,6 +198,7 @@ def get_template(template_id: str, state: StateDep, key: ReadKey) -> TemplateOut
 @router.post(
     "/templates/preview",
     response_model=PreviewOut,
+    responses={404: problem("No such template")},
     summary="Render a template for a customer, with recommendations chosen now",
 )
 async def preview(body: PreviewIn, state: StateDep, key: ReadKey) -> PreviewOut:
