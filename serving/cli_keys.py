@@ -40,7 +40,7 @@ def create(
 
     try:
         parsed = Role.parse(role)
-    except ValueError as exc:
+    except InvalidInputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--role") from None
     rates = {}
     for option, kind, value in (("--rate", "read", rate), ("--ingest-rate", "ingest", ingest_rate)):

@@ -21,7 +21,7 @@ from enum import StrEnum
 from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from recsys.errors import NotFoundError
+from recsys.errors import InvalidInputError, NotFoundError
 from recsys.store.audit import record_audit
 from recsys.store.db import read_session, write_session
 from recsys.store.tables import ApiKey, utcnow
@@ -45,12 +45,12 @@ class Role(StrEnum):
 
     @classmethod
     def parse(cls, value: str | Role) -> Role:
-        """``value`` as a Role, or ``ValueError`` listing the valid roles."""
+        """``value`` as a Role, or ``InvalidInputError`` listing the valid roles."""
         try:
             return cls(str(value).strip().lower())
         except ValueError:
             valid = ", ".join(r.value for r in cls)
-            raise ValueError(f"unknown role {value!r}; expected one of {valid}") from None
+            raise InvalidInputError(f"unknown role {value!r}; expected one of {valid}") from None
 
     def satisfies(self, *required: Role | str) -> bool:
         """Whether a key with this role may do something that needs any of ``required``."""
