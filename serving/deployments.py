@@ -8,6 +8,8 @@
 - ``ApiIngress`` is the FastAPI ingress: auth, validation, the store, metrics. In the ``split``
   mode it reaches the model deployment through a handle; in the ``colocated`` mode it holds the
   engine itself (no handle hop: the default on a CPU machine, see ``serving_mode``).
+- ``CampaignWorkerDeployment`` runs the campaign worker loop (``serving.worker``) in one replica;
+  it asks the model deployment through its handle in the ``split`` mode, else loads the engine.
 
 ``build_app(settings)`` is the typed application builder used by ``recsys serve`` and by
 ``configs/serve.yaml`` (``import_path: serving.deployments:build_app``).
@@ -67,10 +69,13 @@ class ModelDeployment:
 class ApiIngress:
     """FastAPI ingress built at replica start (a fresh app per replica)."""
 
-    def __init__(self, model: DeploymentHandle | None, settings: dict) -> None:
+    def __init__(
+        self, model: DeploymentHandle | None, settings: dict, worker: DeploymentHandle | None = None
+    ) -> None:
         from recsys.store import Store
         from serving.app import create_app
 
+        self.worker = worker  # the campaign worker runs by itself; bound here so it deploys
         self.settings = Settings(**settings)
         self.store = Store.open(self.settings.database_url)
         if self.settings.admin_key:  # e.g. `serve run configs/serve.yaml` with RECSYS_ADMIN_KEY
@@ -88,6 +93,19 @@ class ApiIngress:
 
     def __serve_build_asgi_app__(self):
         return self._fastapi
+
+
+@serve.deployment(name="campaign_worker", num_replicas=1, logging_config=QUIET_LOGS)
+class CampaignWorkerDeployment:
+    """The campaign worker loop (``serving.worker``): triggers, due steps, delivery."""
+
+    def __init__(self, settings: dict, model: DeploymentHandle | None = None) -> None:
+        from serving.worker import CampaignWorkerService
+
+        self.service = CampaignWorkerService(settings, model)
+
+    def status(self) -> dict:
+        return self.service.status()
 
 
 def serving_mode(settings: Settings) -> str:
@@ -108,14 +126,16 @@ def build_app(args: Settings) -> Application:
     settings = resolved(Settings(**args.model_dump(exclude_unset=True)))
     values = settings.model_dump(mode="json", exclude={"admin_key"})  # keys never travel
     gpu = cuda_available() and settings.device != "cpu"
+    worker_options = {"ray_actor_options": {"num_cpus": min(settings.replica_num_cpus, 0.25)}}
     if serving_mode(settings) == "colocated":
+        worker = CampaignWorkerDeployment.options(**worker_options).bind(values, None)
         return ApiIngress.options(
             num_replicas=settings.ingress_replicas,
             ray_actor_options={
                 "num_cpus": settings.replica_num_cpus,
                 "num_gpus": 1 if gpu else 0,
             },
-        ).bind(None, values)
+        ).bind(None, values, worker)
     model = ModelDeployment.options(
         num_replicas=settings.model_replicas,
         ray_actor_options={
@@ -126,4 +146,4 @@ def build_app(args: Settings) -> Application:
     return ApiIngress.options(
         num_replicas=settings.ingress_replicas,
         ray_actor_options={"num_cpus": settings.replica_num_cpus},
-    ).bind(model, values)
+    ).bind(model, values, CampaignWorkerDeployment.options(**worker_options).bind(values, model))

@@ -168,7 +168,7 @@ def test_split_mode_redeployed_in_place_under_traffic(served):
     from serving.deployments import build_app
 
     base, headers = served["base"], auth(served["key"])
-    assert set(serve.status().applications["recsys"].deployments) == {"api"}
+    assert set(serve.status().applications["recsys"].deployments) == {"api", "campaign_worker"}
     codes: list[int] = []
     stop = threading.Event()
 
@@ -186,7 +186,8 @@ def test_split_mode_redeployed_in_place_under_traffic(served):
     finally:
         stop.set()
         thread.join()
-    assert set(serve.status().applications["recsys"].deployments) == {"api", "model"}
+    deployments = set(serve.status().applications["recsys"].deployments)
+    assert deployments == {"api", "model", "campaign_worker"}
     assert codes and set(codes) <= {200, 503}, codes
     answer = httpx.get(f"{base}/v1/users/u0005/recommendations?k=5", headers=headers, timeout=30)
     assert answer.status_code == 200 and len(answer.json()["items"]) == 5
