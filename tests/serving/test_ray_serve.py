@@ -169,6 +169,8 @@ def test_split_mode_redeployed_in_place_under_traffic(served):
 
     base, headers = served["base"], auth(served["key"])
     assert set(serve.status().applications["recsys"].deployments) == {"api", "campaign_worker"}
+    shipped = httpx.get(f"{base}/v1/campaigns", headers=headers, timeout=30).json()["campaigns"]
+    assert "cart-abandonment" in {c["id"] for c in shipped}  # installed by the worker replica
     codes: list[int] = []
     stop = threading.Event()
 
