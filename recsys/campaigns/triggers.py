@@ -39,9 +39,11 @@ class TriggerConsumer:
     """Consumes events and segment events for every active campaign (see the module doc)."""
 
     def __init__(self, engine: Engine, campaigns: Callable[[], Campaigns],
-                 clock: Callable[[], datetime], lag_s: float | None = None) -> None:  # fmt: skip
+                 clock: Callable[[], datetime], lag_s: float | None = None,
+                 since: Callable[[], dict[str, datetime]] = dict) -> None:  # fmt: skip
         self.engine = engine
         self.campaigns = campaigns
+        self.since = since  # campaign id -> when it was last activated or changed
         self.clock = clock
         self.lag_s = (
             (1.0 if engine.dialect.name == "postgresql" else 0.0) if lag_s is None else lag_s
@@ -62,7 +64,7 @@ class TriggerConsumer:
             rows = [
                 {"id": e.id, "user_id": e.user_id, "item_id": e.item_id,
                  "event_type": e.event_type, "timestamp": e.timestamp,
-                 "properties": e.properties or {}}
+                 "properties": e.properties or {}, "ingested_at": e.ingested_at}
                 for e in s.scalars(stmt)
             ]  # fmt: skip
             if not rows:
@@ -73,7 +75,14 @@ class TriggerConsumer:
                     self._exit(s, campaign_id, [r for r in rows if exits.matches(r)], now)
                 trigger = campaign.trigger
                 if isinstance(trigger, d.EventTrigger):
-                    matched = [r for r in rows if trigger.matches(r)]
+                    # Only events that arrived since the campaign went live enrol: a first
+                    # start over a store full of history must not mail every old cart.
+                    since = self.since().get(campaign_id)
+                    matched = [
+                        r
+                        for r in rows
+                        if trigger.matches(r) and (since is None or r["ingested_at"] >= since)
+                    ]
                     enrol(s, campaign_id, campaign, [(r["user_id"], _context(r), r["timestamp"])
                                                      for r in matched], now)  # fmt: skip
             self._wake(s, rows, lambda step, r: step.event is not None and step.event.matches(r))

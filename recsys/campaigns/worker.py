@@ -62,10 +62,12 @@ class CampaignWorker:
         outbox = {c for c in d.CHANNELS if c not in channels}
         self._templates: dict[str, CompiledTemplate] = {}
         self._campaigns: dict[str, tuple[str, d.Campaign]] = {}
+        self._since: dict[str, datetime] = {}
         self.sends = SendBatch(self.settings, self.settings.secret(), outbox,
                                recommenders or {}, self._templates)  # fmt: skip
         self.runner = StepRunner(store.engine, self.campaigns, self.sends, clock)
-        self.triggers = TriggerConsumer(store.engine, self.campaigns, clock, lag_s)
+        self.triggers = TriggerConsumer(store.engine, self.campaigns, clock, lag_s,
+                                        since=lambda: self._since)  # fmt: skip
         self.deliverer = Deliverer(store.engine, channels, clock, self.settings.webhook_attempts)
         self._recovered = False
 
@@ -79,6 +81,7 @@ class CampaignWorker:
         for row in self.store.campaigns.all():
             if row["status"] in ("active", "paused"):
                 campaigns[row["id"]] = (row["status"], d.parse_campaign(row["definition"]))
+                self._since[row["id"]] = row["updated_at"]
         templates = self.store.campaigns.templates()
         compiled = {tid: compile_template(t, check=False) for tid, t in templates.items()}
         self._templates.clear()

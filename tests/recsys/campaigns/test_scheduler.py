@@ -143,3 +143,17 @@ def test_wait_until_branch_and_split(service, shop_store, ingest, make_worker, c
     with read_session(shop_store.engine) as s:
         left = s.scalars(select(EnrolmentRow.status).where(EnrolmentRow.user_id == "u7")).one()
     assert left == "completed"  # timed out, nothing sent
+
+
+def test_events_from_before_the_campaign_went_live_do_not_enrol(
+    service, shop_store, ingest, make_worker, clock, items
+):
+    item = items.item_id[0]
+    ingest("old", "add_to_cart", item, clock.now)  # history: e.g. sample data loaded first
+    _setup(service, shop_store, cart_campaign(), users=("old", "new"))
+    ingest("new", "add_to_cart", item, clock.now)
+    worker = make_worker()
+    worker.run_once()
+    clock.advance(hours=1)
+    worker.run_once()
+    assert [s.user_id for s in _sends(shop_store)] == ["new"]
