@@ -31,6 +31,18 @@ class InvalidInputError(RecsysError, ValueError):
     """Input from outside (a file, a request, a config, a CLI option) that cannot be accepted."""
 
 
+class DocumentError(InvalidInputError):
+    """A JSON document (segment or campaign definition, ...) refused at one place in it.
+
+    ``path`` is the JSON path of the offending part (``definition.steps.wait.seconds``) and
+    ``problem`` says what is wrong; the message is ``"<path>: <problem>"``.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
 class NotFoundError(RecsysError, LookupError):
     """Something asked for by id or name does not exist."""
 
@@ -48,6 +60,7 @@ class ConflictError(RecsysError):
 
 __all__ = [
     "ConflictError",
+    "DocumentError",
     "InvalidInputError",
     "NotFoundError",
     "RecsysError",

@@ -145,5 +145,6 @@ def require(*roles: Role):
 
 
 ReadKey = Annotated[ApiKeyRecord, require(Role.READ, Role.MARKETER)]
+MarketerKey = Annotated[ApiKeyRecord, require(Role.MARKETER)]
 IngestKey = Annotated[ApiKeyRecord, require(Role.INGEST)]
 AdminKey = Annotated[ApiKeyRecord, require(Role.ADMIN)]

@@ -25,7 +25,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recsys.data.schemas import EVENT_TYPES
-from recsys.errors import InvalidInputError
+from recsys.errors import DocumentError
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Scalar = str | int | float | bool
@@ -35,12 +35,8 @@ TRIGGER_TYPES = ("event", "segment", "schedule", "api")
 MAX_SECONDS = 10 * 366 * 86400  # ten years: longer waits are mistakes
 
 
-class CampaignDefinitionError(InvalidInputError):
+class CampaignDefinitionError(DocumentError):
     """A campaign definition that cannot be accepted; the message starts with its JSON path."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path, self.problem = path, problem
 
 
 class _Model(BaseModel):

@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from recsys.data.schemas import EVENT_TYPES
-from recsys.errors import InvalidInputError
+from recsys.errors import DocumentError
 from recsys.segments.fields import check_path
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
@@ -52,12 +52,8 @@ RfmGroup = Literal[RFM_GROUPS]  # type: ignore[valid-type]
 Scalar = str | int | float | bool
 
 
-class SegmentDefinitionError(InvalidInputError):
+class SegmentDefinitionError(DocumentError):
     """A segment definition that cannot be accepted; the message starts with its JSON path."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path, self.problem = path, problem
 
 
 class _Node(BaseModel):

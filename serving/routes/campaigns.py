@@ -25,8 +25,7 @@ from recsys.campaigns.service import CampaignService, preview_context
 from recsys.campaigns.settings import campaign_settings
 from recsys.campaigns.templates import TemplateProblem
 from recsys.recommend import RecommendRequest
-from recsys.store import ApiKeyRecord, Role
-from serving.deps import ReadKey, StateDep, require
+from serving.deps import MarketerKey, ReadKey, StateDep
 from serving.schemas import V1_ERRORS, problem
 from serving.schemas_campaigns import (
     CampaignIn,
@@ -45,8 +44,6 @@ from serving.schemas_campaigns import (
     TriggerOut,
     UnsubscribeOut,
 )
-
-MarketerKey = Annotated[ApiKeyRecord, require(Role.MARKETER)]
 
 
 def _field(loc: tuple) -> str:

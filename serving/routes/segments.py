@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from recsys.segments.audiences import AudienceFinder
 from recsys.segments.clusters import resolve_bundle
 from recsys.segments.definitions import dump, json_path, problem_of
-from recsys.store import ApiKeyRecord, Role, user_hash
-from serving.deps import ReadKey, StateDep, require
+from recsys.store import user_hash
+from serving.deps import MarketerKey, ReadKey, StateDep
 from serving.schemas import BAD_BODY, V1_ERRORS, IdPath, problem
 from serving.schemas_segments import (
     AffinityIn,
@@ -39,8 +39,6 @@ from serving.schemas_segments import (
     StatsOut,
     UserSegmentsOut,
 )
-
-MarketerKey = Annotated[ApiKeyRecord, require(Role.MARKETER)]
 
 
 def field_of(loc: tuple) -> str:
