@@ -339,6 +339,11 @@ class RecommendationEngine:
         rows = [{"category": name, "items": n} for name, n in self.catalogue.categories()]
         return {"categories": rows, "model_version": self.model_version}
 
+    def recently_shown(self, user_id: str) -> dict:
+        """Items recommended to ``user_id`` within the suppression window, on this replica."""
+        shown = [str(self.item_ids[i]) for i in self.recently.recent(str(user_id))]
+        return {"items": shown, "model_version": self.model_version}
+
     def apply_catalogue(self, rows: Sequence[dict]) -> dict:
         """Apply catalogue change rows (``item_id`` and any of title, category, price, in_stock,
         active; ``recsys.recommend.live_catalogue``); returns ``{"updated": n, "added": m}``."""

@@ -82,10 +82,20 @@ class CategoriesRequest(Request):
     method: ClassVar[str] = "categories"
 
 
+@dataclass
+class RecentlyShownRequest(Request):
+    """What was recommended to a customer lately (see
+    :meth:`RecommendationEngine.recently_shown`); for data exports."""
+
+    method: ClassVar[str] = "recently_shown"
+    user_id: str
+
+
 __all__ = [
     "Answer",
     "CategoriesRequest",
     "CrossSellRequest",
+    "RecentlyShownRequest",
     "RecommendRequest",
     "Request",
     "SimilarRequest",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Query
 from starlette.concurrency import run_in_threadpool
 
 from recsys.privacy import PrivacyJob, privacy_settings
+from recsys.recommend.requests import RecentlyShownRequest
 from recsys.store import read_session
 from recsys.store.erasure import export_user
 from recsys.store.privacy import PENDING, current_consents, list_erasures
@@ -37,18 +38,29 @@ async def lifespan(app: FastAPI):
     response_model=ExportOut,
     summary="Everything stored about a customer (right of access)",
 )
-def export(user_id: IdPath, state: StateDep, key: AdminKey) -> ExportOut:
+async def export(user_id: IdPath, state: StateDep, key: AdminKey) -> ExportOut:
     """One JSON document per customer, built table by table from the same registry that
     erasure uses (attributes and profile, consent history and current consents, events,
-    segment memberships, campaign enrolments, sends and messages, audit entries about them).
+    segment memberships, campaign enrolments, sends and messages, audit entries about them),
+    plus the recommendations last shown to them (the model's in-memory suppression window).
     An unknown or erased customer gets empty tables."""
+    tables, consents = await run_in_threadpool(_stored, state, user_id, key.actor)
+    shown = await state.model.answer(RecentlyShownRequest(user_id))
+    return ExportOut(
+        user_id=user_id,
+        exported_at=utcnow().isoformat(),
+        consents=consents,
+        tables=tables,
+        recently_recommended=shown,
+    )
+
+
+def _stored(state, user_id: str, actor: str) -> tuple[dict, dict]:
     tables = export_user(state.store.engine, user_id)
     with read_session(state.store.engine) as session:
         consents = current_consents(session, user_id)
-    state.store.audit.record(key.actor, "user.export", f"user:{user_id}", {})
-    return ExportOut(
-        user_id=user_id, exported_at=utcnow().isoformat(), consents=consents, tables=tables
-    )
+    state.store.audit.record(actor, "user.export", f"user:{user_id}", {})
+    return tables, consents
 
 
 @router.get("/admin/erasures", response_model=ErasureList, summary="Erasure receipts")

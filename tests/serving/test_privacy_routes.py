@@ -142,9 +142,16 @@ def test_export_holds_everything_and_is_empty_after_erasure(service, bundles):
     assert [h["granted"] for h in body["tables"]["consent_history"]] == [True, False]
     assert body["tables"]["events"] and body["tables"]["user_profiles"][0]["email"]
     assert set(body["tables"]) >= {"events", "user_profiles", "segment_members", "campaigns"}
+    assert body["recently_recommended"]["items"] == []
+    shown = client.get(f"/v1/users/{user}/recommendations?k=3", headers=auth(keys["read"])).json()
+    body = client.get(f"/v1/users/{user}/export", headers=auth(keys["admin"])).json()
+    assert sorted(body["recently_recommended"]["items"]) == sorted(
+        item["item_id"] for item in shown["items"]
+    )
     client.delete(f"/v1/users/{user}", headers=auth(keys["admin"]))
     after = client.get(f"/v1/users/{user}/export", headers=auth(keys["admin"])).json()
     assert after["consents"] == {} and not after["tables"]["events"]
+    assert after["recently_recommended"]["items"] == []  # erasure forgot them too
 
 
 def _redis_answers() -> bool:
