@@ -85,6 +85,9 @@ class RecommendationsOut(BaseModel):
     item_id: str | None = None
 
 
+HintText = Annotated[str, Field(max_length=255)]
+
+
 class CrossSellIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,7 +103,8 @@ class CrossSellIn(BaseModel):
     )
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
-    categories: dict[Id, Text] | None = Field(
+    # plain strings: a hint is only looked up, never stored (the schema states every rule)
+    categories: dict[Annotated[str, Field(min_length=1, max_length=255)], HintText] | None = Field(
         default=None,
         max_length=100,
         description="Category of basket items the model does not know yet (item id -> "
