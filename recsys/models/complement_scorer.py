@@ -73,6 +73,8 @@ class ComplementScorer:
             self.durability[:] = 0.0
         self._codes = {name: code for code, name in enumerate(self.names)}
         self.prior = np.log1p(self.mass) / max(float(np.log1p(self.mass.max(initial=0.0))), 1e-12)
+        # weight of that popularity prior (chosen on validation; a tie-breaker at least)
+        self.popularity = max(float(self.config.get("popularity", 0.0)), 1e-6)
 
     @property
     def n_items(self) -> int:
@@ -128,7 +130,7 @@ class ComplementScorer:
         basket_categories = basket_categories[basket_categories >= 0]
         same = np.isin(self.category, basket_categories)
         scores[same] *= self.keep_same[self.category[same]]
-        scores += 1e-6 * self.prior  # ties (and items without evidence) by popularity
+        scores += self.popularity * self.prior  # and ties (items without evidence) by it
         out = scores.astype(np.float32)
         out[items] = -np.inf
         return out
@@ -165,7 +167,7 @@ class ComplementScorer:
         in_basket[owner, code] = True  # code -1: the spare last column
         same = in_basket[:, self.category] & (self.category >= 0)
         keep = np.where(self.category >= 0, self.keep_same[np.maximum(self.category, 0)], 1.0)
-        scores = np.where(same, scores * keep, scores) + 1e-6 * self.prior
+        scores = np.where(same, scores * keep, scores) + self.popularity * self.prior
         out = scores.astype(np.float32)
         out[owner, items] = -np.inf
         return out

@@ -42,6 +42,7 @@ COMPLEMENT_GRID = {
     "shrinkage": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
     "substitute_floor": [0.0, 0.05, 0.1, 0.25, 0.5, 1.0],
     "repeat_full": [0.25, 0.5, 1.0],
+    "popularity": [0.0, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0],
 }
 REFIT = ("window_days", "sequence_weight", "repeat_days")  # change the learned arrays
 INTENT_GRID = {

@@ -43,6 +43,7 @@ DEFAULT_COMPLEMENT_PARAMS = {
     "substitute_floor": 0.05,  # same-category factor in a category nobody re-buys
     "repeat_full": 0.5,  # repeat rate at which same-category items are not demoted at all
     "repeat_days": 30.0,  # a category bought again within this many days is "re-bought"
+    "popularity": 0.0,  # weight of the (log) popularity prior added to the complement scores
 } | INTENT_PARAMS
 
 

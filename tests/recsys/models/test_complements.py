@@ -189,3 +189,18 @@ def test_batch_scores_are_the_per_basket_scores(small_shop):
         np.testing.assert_allclose(batch[row], scorer.scores(basket), rtol=1e-5, atol=1e-9)
     with pytest.raises(InvalidInputError, match="basket item"):
         scorer.batch_scores([[0], []])
+
+
+def test_the_popularity_prior_weight_moves_popular_items_up(fitted):
+    train, scorer = fitted
+    c0 = list(train.item_ids).index("c0")
+    heavy = ComplementScorer(_arrays(), scorer.config | {"popularity": 100.0})
+    most_bought = str(train.item_ids[int(np.argmax(scorer.mass))])
+    assert top(heavy, train, heavy.scores([c0]), 1) == [most_bought] != ["m0"]
+    assert top(scorer, train, scorer.scores([c0]), 1) == ["m0"]
+
+
+def _arrays() -> dict:
+    events, items = basket_events()
+    train = Interactions.from_frame(events, item_ids=np.asarray(items["item_id"]))
+    return ComplementModel().fit(train, *item_categories(items, train.item_ids)).arrays
