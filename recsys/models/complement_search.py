@@ -10,11 +10,12 @@ validation users went on to buy or put in the cart:
 - next-basket units: an item of the user's first later basket ranked from his last inner basket
   ("bought X, then Y"; re-buying the same item is not cross-sell and is skipped).
 
-The objective is the reciprocal rank at ``K`` per unit. ``window_days`` and ``sequence_weight``
-need a refit of the statistics (cached per pair of values); the other parameters only a new
-scorer. The intent-shift strengths are then chosen by NDCG@20 of the validation users whose
-inner history ends in an intent (``ComplementScorer.intent``): their personalised scores moved by
-it, against their held-out pairs.
+The objective is the reciprocal rank at ``K`` per unit; the chosen parameters must beat plain
+popularity by ``BASELINE_Z`` paired standard errors, else popularity is used. ``window_days`` and
+``sequence_weight`` need a refit of the statistics (cached per pair of values); the other
+parameters only a new scorer. The intent-shift strengths are then chosen by NDCG@20 of the
+validation users whose inner history ends in an intent (``ComplementScorer.intent``): their
+personalised scores moved by it, against their held-out pairs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from recsys.data.interactions import Interactions
 from recsys.models.complement_scorer import ComplementScorer
 from recsys.models.complements import STRONG_WEIGHT, ComplementModel, item_categories, raw_events
-from recsys.models.tuning import ValidationSplit, Validator, coordinate_search
+from recsys.models.tuning import ValidationSplit, Validator, coordinate_search, significant_gain
 from recsys.models.weighting import SECONDS_PER_DAY, EventWeighting
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ COMPLEMENT_GRID = {
     "repeat_full": [0.25, 0.5, 1.0],
     "popularity": [0.0, 0.001, 0.01, 0.03, 0.1, 0.3, 1.0],
 }
+POPULARITY_ONLY = {"popularity": 1000.0}  # complements only break popularity's ties
+BASELINE_Z = 2.0  # complements must beat that by this many paired standard errors
 REFIT = ("window_days", "sequence_weight", "repeat_days")  # change the learned arrays
 INTENT_GRID = {
     "complement_shift": [0.0, 0.5, 1.0, 2.0, 4.0],
@@ -186,8 +189,14 @@ def search_complements(model, split: ValidationSplit, train: Interactions, items
         return reciprocal_ranks(ComplementScorer(arrays(p), p), queries, targets)
 
     params, mrr, trials = coordinate_search(objective, params, COMPLEMENT_GRID, min_z=1.0)
+    # Occam's razor, as the blend search does: complements must clearly beat plain popularity
+    plain = objective(params | POPULARITY_ONLY)
+    fallback = not significant_gain(objective(params), plain, BASELINE_Z)
+    if fallback:
+        logger.info("complements: not clearly better than popularity on validation; using it")
+        params, mrr = params | POPULARITY_ONLY, float(plain.mean())
     report = {"units": len(targets), "mrr@10": round(mrr, 5), "trials": len(trials),
-              "fits": len(fitted)}  # fmt: skip
+              "fits": len(fitted), "popularity_fallback": fallback}  # fmt: skip
     return params, report, arrays(params)
 
 
