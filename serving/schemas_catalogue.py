@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from recsys.store.customers import EMAIL_PATTERN
 from serving.schemas import Rejection, Text
 
-EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s.\x00]+(\.[^@\s.\x00]+)+$"  # what the store checks
 TIME_ZONES = sorted(zoneinfo.available_timezones())  # the spec lists what the check accepts
 
 

@@ -35,7 +35,11 @@ USER_RECORDS = Schema("users", (*USERS.columns, Column("time_zone", "str")), key
 """What a customer record may carry: the loader's ``USERS`` columns plus ``time_zone``."""
 CUSTOMER_FIELDS: tuple[str, ...] = ("email", "country", "time_zone", "consents", "attributes")
 AGGREGATES = ("first_seen", "last_seen", "event_count", "purchase_count", "revenue")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+# Spelled without \s, whose meaning differs between Python and the ECMA regexes of JSON Schema:
+# no controls and no space characters of either (the API spec publishes this same pattern).
+_NOT_IN_EMAIL = r"@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}.]+(\.[^{_NOT_IN_EMAIL}.]+)+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 _MAX_EMAIL, _MAX_SHORT = 320, 64  # the columns' lengths
 
 

@@ -18,6 +18,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
+from schemathesis.core.errors import UnsupportedSchema
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -191,6 +192,12 @@ def test_api_contract(label, mode, api_schema, keys, server):
         if mode is GenerationMode.POSITIVE:
             raise
         pytest.skip(f"{label} has no input the spec calls invalid")
+    except UnsupportedSchema as error:
+        # Some of schemathesis' own negations (a `not` it adds below the root) are beyond its
+        # generator; which draw meets one varies between runs. Our spec is still valid.
+        if mode is GenerationMode.POSITIVE:
+            raise
+        pytest.skip(f"schemathesis cannot build invalid cases for {label}: {error}")
 
 
 # The spec types an event as a free-form object, so schemathesis never builds a realistic one;
