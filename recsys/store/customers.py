@@ -26,7 +26,7 @@ from recsys.data.records import validate_records
 from recsys.data.schemas import USERS, Column, Schema
 from recsys.store.checks import id_problem, json_object, unstorable_field
 from recsys.store.db import dialect_insert, read_session, write_session
-from recsys.store.privacy import record_consents
+from recsys.store.privacy import consent_changes, record_consents
 from recsys.store.tables import UserProfile, utcnow
 
 logger = logging.getLogger(__name__)
@@ -110,9 +110,14 @@ def write_customers(
         ids = [row["user_id"] for row in values]
         stmt = select(UserProfile.user_id, UserProfile.consents).where(UserProfile.user_id.in_(ids))
         before = dict(session.execute(stmt).all())
-        for row in values:
-            record_consents(session, row["user_id"], before.get(row["user_id"]),
-                            row.get("consents"), source, now)  # fmt: skip
+        changes = [
+            change
+            for row in values
+            for change in consent_changes(
+                row["user_id"], before.get(row["user_id"]), row.get("consents"), source, now
+            )  # fmt: skip
+        ]
+        record_consents(session, changes)
     stmt = dialect_insert(session, UserProfile.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["user_id"],

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, Text, delete, select, update
+from sqlalchemy import Boolean, Index, Integer, String, Text, delete, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from recsys.data.event_check import ID_LENGTH
@@ -129,23 +129,28 @@ def scrubs_of(session: Session, receipt_ids: list[str]) -> dict[str, list[dict[s
     return out
 
 
-def record_consents(
-    session: Session, user_id: str, before: Mapping[str, bool] | None,
-    after: Mapping[str, bool] | None, source: str, at: datetime | None = None,
-) -> int:  # fmt: skip
-    """Write one history row per channel whose consent differs between ``before`` and
-    ``after`` (a channel missing from ``after`` is withdrawn); returns how many."""
+def consent_changes(
+    user_id: str, before: Mapping[str, bool] | None, after: Mapping[str, bool] | None,
+    source: str, at: datetime,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One consent-history row per channel whose consent differs between ``before`` and
+    ``after`` (a channel missing from ``after`` is withdrawn)."""
     before, after = dict(before or {}), dict(after or {})
-    at = at or utcnow()
-    changed = 0
+    rows = []
     for channel in sorted(set(before) | set(after)):
         granted = bool(after.get(channel, False))
         if channel in before and bool(before[channel]) == granted:
             continue
-        session.add(ConsentChange(user_id=user_id, channel=channel, granted=granted,
-                                  source=source, at=at))  # fmt: skip
-        changed += 1
-    return changed
+        rows.append({"user_id": user_id, "channel": channel, "granted": granted,
+                     "source": source, "at": at})  # fmt: skip
+    return rows
+
+
+def record_consents(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Write :func:`consent_changes` rows in one statement (an import writes millions)."""
+    if rows:
+        session.execute(insert(ConsentChange.__table__), rows)
+    return len(rows)
 
 
 def consent_history(session: Session, user_id: str) -> list[dict[str, Any]]:
