@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator
 
 import numpy as np
-from sqlalchemy import Table, select
+from sqlalchemy import Table, Text, cast, select
 from tqdm import tqdm
 
 from recsys.data.adapters import Dataset
@@ -33,7 +33,13 @@ CHUNK_ROWS = 200_000
 
 
 def _chunks(store: Store, table: Table, columns: list[str], order: list[str], chunk_rows: int):
-    stmt = select(*(table.c[name] for name in columns)).order_by(*(table.c[n] for n in order))
+    # JSON (and, on SQLite, time) columns come as the stored text: decoding each row's JSON
+    # only to encode it again cost most of the read; the text is converted per distinct value
+    # (properties) or in one vectorised parse (times) instead.
+    raw = {"properties"} | ({"timestamp"} if store.engine.dialect.name == "sqlite" else set())
+    stmt = select(
+        *(cast(table.c[n], Text).label(n) if n in raw else table.c[n] for n in columns)
+    ).order_by(*(table.c[n] for n in order))
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
         yield from result.partitions(chunk_rows)
@@ -53,7 +59,8 @@ def _events_chunk(rows) -> pd.DataFrame:
             "user_id": _text(cols["user_id"], True),
             "item_id": _text(cols["item_id"], True),
             "timestamp": pd.Series(
-                pd.to_datetime(list(cols["timestamp"]), utc=True), dtype="datetime64[ns, UTC]"
+                pd.to_datetime(list(cols["timestamp"]), utc=True, format="ISO8601"),
+                dtype="datetime64[ns, UTC]",
             ),
             "event_type": _text(cols["event_type"], True),
             "quantity": np.asarray(cols["quantity"], dtype=np.int64),
@@ -61,12 +68,19 @@ def _events_chunk(rows) -> pd.DataFrame:
                 [np.nan if v is None else v for v in cols["value"]], dtype=np.float64
             ),
             "session_id": _text(cols["session_id"], True),
-            # Training never reads event properties; keeping them would cost one object per row.
-            "properties": pd.Series(["{}"] * len(props), dtype="category")
-            if not any(props)
-            else _text([_json(p) for p in props], True),
+            "properties": _properties(props),
         }
     )
+
+
+def _properties(stored) -> pd.Series:
+    """Stored JSON texts as canonical JSON (sorted keys, compact), converted once per distinct
+    text; a chunk without properties costs no object per row (training never reads them)."""
+    codes, distinct = pd.factorize(pd.Series(stored, dtype=object), use_na_sentinel=False)
+    canonical = [_json(json.loads(text) if text else None) for text in distinct]
+    if all(text == "{}" for text in canonical):
+        return pd.Series(["{}"] * len(codes), dtype="category")
+    return pd.Series(np.asarray(canonical, dtype=object)[codes], dtype="category")
 
 
 def _json(value) -> str:

@@ -15,9 +15,18 @@ from training.store_source import read_store_events
 
 
 def _canonical(frame):
-    cols = ["user_id", "item_id", "timestamp", "event_type", "quantity", "session_id"]
-    return frame[cols].astype({"user_id": str, "item_id": str, "event_type": str,
-                               "session_id": str}).reset_index(drop=True)  # fmt: skip
+    cols = [
+        "user_id",
+        "item_id",
+        "timestamp",
+        "event_type",
+        "quantity",
+        "value",
+        "session_id",
+        "properties",
+    ]
+    text = dict.fromkeys(["user_id", "item_id", "event_type", "session_id", "properties"], str)
+    return frame[cols].astype(text).reset_index(drop=True)
 
 
 def test_chunked_read_equals_the_export(store, tiny_shop):  # noqa: F811
