@@ -1,4 +1,4 @@
-"""The notebooks: each .ipynb matches its jupytext .py, and 01 executes end to end on tiny data."""
+"""The notebooks: each .ipynb matches its jupytext .py; 01 and 02 run end to end on tiny data."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9]*.py"))  # the jupytext percent sources
 TRAIN_AND_COMPARE = NOTEBOOKS / "01_train_and_compare.py"
+SEGMENTS = NOTEBOOKS / "02_segments.py"
 METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
 
 # Read back from the kernel after the notebook ran (appended to the executed copy only).
@@ -47,7 +48,7 @@ def _cells(notebook) -> list[tuple[str, str, list]]:
 
 
 def test_notebook_sources_exist():
-    assert TRAIN_AND_COMPARE in SOURCES
+    assert TRAIN_AND_COMPARE in SOURCES and SEGMENTS in SOURCES
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda path: path.stem)
@@ -170,3 +171,83 @@ def test_train_and_compare_runs_on_tiny_data(tiny_notebook_env, tmp_path):
     assert "registered recsys version 2" in summaries
     verdict = "promoted to champion" if second["promoted"] else "NOT promoted"
     assert verdict in _texts(_cell_showing(notebook, "gating = "))
+
+
+SEGMENTS_PROBE = """
+import json
+print(json.dumps({
+    "summary": summary,
+    "sizes": dict(zip(segments["id"], segments["size"])),
+    "kinds": dict(zip(segments["id"], segments["kind"])),
+    "heat_total": int(counts.to_numpy().sum()),
+    "rfm_scored": len(rfm),
+    "clusters": sorted(set(labels.tolist())),
+    "k": state["k"],
+    "points": len(points),
+    "audience": audience.to_dict("records"),
+    "category": TOP_CATEGORY,
+    "figures": len(plt.get_fignums()),
+    "work": str(WORK),
+}, default=float))
+"""
+
+
+def _execute(source: Path, probe: str):
+    """Run the notebook (cwd notebooks/, as in Jupyter) and then ``probe`` in its kernel."""
+    notebook = jupytext.read(source)
+    client = NotebookClient(
+        notebook, kernel_name="python3", timeout=300,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )  # fmt: skip
+    with client.setup_kernel():
+        for index, cell in enumerate(notebook.cells):
+            client.execute_cell(cell, index)  # raises CellExecutionError with the traceback
+        cell = nbformat.v4.new_code_cell(probe)
+        notebook.cells.append(cell)
+        client.execute_cell(cell, len(notebook.cells) - 1)
+    return notebook, json.loads(_texts(cell))
+
+
+def _images(cell) -> int:
+    return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_segments_runs_on_tiny_data_and_renders_its_plots(tiny_notebook_env, tmp_path):
+    before = _repo_footprint()
+    notebook, report = _execute(SEGMENTS, SEGMENTS_PROBE)
+    assert _repo_footprint() == before
+    assert Path(report["work"]).parent == tmp_path
+
+    # The batch job ran over the generated customers: RFM, clusters and memberships.
+    summary = report["summary"]
+    assert summary["customers"] > 0 and summary["rfm_scored"] > 0 and summary["changes"] > 0
+    assert summary["clusters"]["k"] == report["k"] >= 2
+
+    # 1. Sizes: the four rule segments and the eleven RFM groups; the groups partition the
+    # customers with a score.
+    kinds = report["kinds"]
+    assert sorted(kinds.values()).count("rule") == 4 and sorted(kinds.values()).count("rfm") == 11
+    rfm_total = sum(size for sid, size in report["sizes"].items() if kinds[sid] == "rfm")
+    assert rfm_total == report["rfm_scored"] == summary["rfm_scored"]
+    assert all(0 <= size <= summary["customers"] for size in report["sizes"].values())
+    assert any(size > 0 for sid, size in report["sizes"].items() if kinds[sid] == "rule")
+
+    # 2. The heat map counts every scored customer once.
+    assert report["heat_total"] == report["rfm_scored"]
+
+    # 3. Every projected user has one of the k clusters.
+    assert report["clusters"] == list(range(report["k"]))
+    assert report["points"] == summary["clusters"]["users"]
+
+    # 4. The affinity audience: the size asked, distinct customers, best first.
+    scores = [row["score"] for row in report["audience"]]
+    assert len(scores) == 15 and len({row["user_id"] for row in report["audience"]}) == 15
+    assert scores == sorted(scores, reverse=True)
+
+    # Each of the four sections rendered its plot (five panels in four figures).
+    assert report["figures"] == 0  # inline backend: shown and closed at the end of each cell
+    for code in ("ax.barh(segments", "RFM: {title}", "PCA (", "affinity(AUDIENCE"):
+        assert _images(_cell_showing(notebook, code)) == 1, code
+    assert report["category"] in _texts(_cell_showing(notebook, "affinity(AUDIENCE"))
