@@ -1,4 +1,4 @@
-"""GPU check: device, two-tower training throughput, CPU/GPU parity and exact top-k speed.
+"""GPU check: device, two-tower training, CPU/GPU parity, segments refresh and exact top-k speed.
 
 Runs on the bare GPU benchmark machines: it needs torch, numpy and pandas only (no FAISS, Ray,
 MLflow, FastAPI, pydantic or pyarrow; Triton is used when present). Progress goes to stderr and one
@@ -14,18 +14,24 @@ Sections:
    synchronised) next to a bare-torch BPR loop on random ids (same batch, dim 64). Bar: 15M/s.
 3. ``parity`` -- the same small set and seed trained on the CPU and on the GPU (no TF32): loss
    curves, embeddings, and top-10 of the same embeddings scored on both devices.
-4. ``topk`` -- exact top-10 over 1M and 10M items x 64 (fp16, fp32) at batch 1 / 32 / 1024:
+4. ``segments`` -- what ``recsys segments refresh`` computes, at 10M users: profile aggregation
+   of 200M synthetic events into the RFM inputs (last time per event type, frequency, monetary,
+   per-category purchases and spend) and RFM rank scores, then the library's torch k-means
+   (``recsys.segments.kmeans``) on 10M x 64 points, k = 256, exactly 20 iterations; the same
+   functions on the CPU over a 1M-user subsample (time also scaled to 10M, an estimate) and a
+   CPU/GPU parity check. Goal: aggregation + k-means <= 2 s on one GPU.
+5. ``topk`` -- exact top-10 over 1M and 10M items x 64 (fp16, fp32) at batch 1 / 32 / 1024:
    queries/s of ``recsys.index.topk.exact_topk`` (what ``TorchIndex.search`` runs), its fused
    Triton variant (validated against an fp32 reference first), ``TorchIndex.search`` itself (1M)
    and the plain ``torch.topk(q @ items.T, 10)``. Goal: >= 1M queries/s at 1M x 64 fp16, batch 1024.
 
-The sections live in ``gpu_training.py``, ``gpu_parity.py`` and ``gpu_topk.py`` next to this
-script (the plan and helpers they share in ``gpu_common.py``); this file is the device section, the
-command line and the JSON summary.
+The sections live in ``gpu_training.py``, ``gpu_parity.py``, ``gpu_segments.py`` and
+``gpu_topk.py`` next to this script (the plan and helpers they share in ``gpu_common.py``); this
+file is the device section, the command line and the JSON summary.
 
 Examples::
 
-    python benchmarks/gpu_check.py --out gpu_check.json    # GPU machine, about 3-4 minutes
+    python benchmarks/gpu_check.py --out gpu_check.json    # GPU machine, about 4 minutes
     python benchmarks/gpu_check.py --small                 # CPU smoke run, well under a minute
 """
 
@@ -54,12 +60,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from gpu_common import SMALL, START, TRAIN_CONFIGS, Deadline, Plan, free, progress  # noqa: E402
 from gpu_parity import parity_section  # noqa: E402
+from gpu_segments import segments_section  # noqa: E402
 from gpu_topk import topk_section  # noqa: E402
 from gpu_training import training_section  # noqa: E402
 
 from recsys.device import capabilities, resolve_device  # noqa: E402
 
-SECTIONS = ("device", "training", "parity", "topk")
+SECTIONS = ("device", "training", "parity", "segments", "topk")
 
 
 def device_section(device: torch.device, plan: Plan, deadline: Deadline) -> dict:
@@ -132,6 +139,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--topk-sizes", type=positive_ints, help="catalogue sizes, e.g. 1000000")
     parser.add_argument("--batches", type=positive_ints, help="query batch sizes, e.g. 1,32,1024")
     parser.add_argument("--events", type=positive_int, help="training events (50M; small 10k)")
+    parser.add_argument(
+        "--segment-users", type=positive_int, help="segments section users (10M; small 20k)"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.sections.split(",")) - set(SECTIONS)
     if unknown:
@@ -149,6 +159,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan = replace(plan, topk_sizes=args.topk_sizes)
     if args.batches:
         plan = replace(plan, batches=args.batches)
+    if args.segment_users:
+        plan = replace(plan, segment_users=args.segment_users)
     if args.events:
         plan = replace(plan, events=args.events, warmup_events=min(plan.warmup_events, args.events))
     return plan
@@ -175,6 +187,7 @@ def main(argv=None) -> int:
         "device": device_section,
         "training": training_section,
         "parity": parity_section,
+        "segments": segments_section,
         "topk": topk_section,
     }
     for name in args.sections.split(","):

@@ -33,6 +33,14 @@ class Plan:
     dtypes: tuple[str, ...] = ("fp16", "fp32")
     index_max_items: int = 1_000_000  # TorchIndex.search (string ids) up to this size
     min_time: float = 0.4  # seconds per timing
+    segment_users: int = 10_000_000  # profile aggregation + k-means of the segments refresh
+    segment_cpu_users: int = 1_000_000  # the CPU path's subsample (time also scaled to full)
+    segment_events_per_user: int = 20
+    segment_categories: int = 32
+    segment_dim: int = 64
+    segment_k: int = 256
+    segment_iters: int = 20
+    small: bool = False
 
 
 SMALL = Plan(
@@ -46,6 +54,10 @@ SMALL = Plan(
     batches=(1, 16, 128),
     index_max_items=20_000,
     min_time=0.02,
+    segment_users=20_000,
+    segment_cpu_users=10_000,
+    segment_k=32,
+    small=True,
 )
 
 

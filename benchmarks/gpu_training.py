@@ -16,7 +16,7 @@ from recsys.models.two_tower_train import TrainConfig, train_towers
 from recsys.models.weighting import EventWeighting
 
 TRAIN_BAR = 15e6  # samples/s of the two-tower model on an H100/H200
-RESERVE_AFTER_TRAINING = 150  # seconds kept for parity and top-k when training starts a run
+RESERVE_AFTER_TRAINING = 180  # seconds kept for parity, segments and top-k when a run starts
 
 
 def zipf_draw(n: int, size: int, alpha: float, gen: torch.Generator, device) -> torch.Tensor:
