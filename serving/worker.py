@@ -3,7 +3,10 @@ model (thin: the logic is in :mod:`recsys.campaigns`).
 
 ``recsys worker`` runs it on its own (the model loaded in-process, like a model replica);
 :class:`CampaignWorkerService` is the same loop as a Ray Serve deployment of the application
-(it asks the model deployment through its handle when there is one). The shipped campaigns in
+(it asks the model deployment through its handle when there is one). A send step naming a model
+(``recommendations.model``: a registry alias such as ``challenger``, or a version number) gets
+that version of the served registered model, loaded in the worker on first use; a version that
+cannot be loaded fails those sends (recorded), it is never replaced. The shipped campaigns in
 ``configs/campaigns/`` are installed first (once; they are then managed over the API).
 """
 
@@ -15,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from recsys.campaigns.models import VERSION, Recommenders, model_uri, same_as_served
 from recsys.campaigns.recommend import Recommender
 from recsys.campaigns.service import CampaignService
 from recsys.campaigns.worker import CampaignWorker
@@ -46,11 +50,43 @@ def install_shipped(store: Store, folder: Path = SHIPPED) -> list[str]:
     return [service.load_file(path)["id"] for path in sorted(folder.glob("*.yaml"))]
 
 
+def registry_loader(service: Settings, erased_hashes=None, device: str | None = None
+                    ) -> Callable[[str], Recommender]:  # fmt: skip
+    """``reference -> Recommender`` for the A/B arms: the alias or version of the served
+    registered model, loaded by the service's own loader (:class:`ModelServer`; an alias is
+    polled like the served one, a version never moves)."""
+
+    def load(reference: str) -> Recommender:
+        uri = model_uri(reference, service.model_uri)
+        update = {"model_uri": uri}
+        if VERSION.match(reference):
+            update["model_poll_seconds"] = 0.0
+        if device is not None:
+            update["device"] = device
+        server = ModelServer(service.model_copy(update=update), erased_hashes)
+        return model_recommender(server.answer)
+
+    return load
+
+
+def recommenders(service: Settings, default: Recommender, erased_hashes=None,
+                 device: str | None = None) -> Recommenders:  # fmt: skip
+    """The worker's recommenders: ``default`` (the served model) for steps naming no model or
+    the served alias; the others loaded from the registry when an active campaign names them."""
+    return Recommenders(
+        default,
+        load=registry_loader(service, erased_hashes, device),
+        served=lambda reference: same_as_served(reference, service.model_uri),
+    )
+
+
 def build_worker(service: Settings, store: Store, **kwargs) -> CampaignWorker:
-    """A worker over ``store`` with the configured model as its recommender (``kwargs`` go to
-    :class:`CampaignWorker`: clock, channels, settings ...)."""
+    """A worker over ``store`` with the configured model as its recommender and the registry's
+    other versions for the campaigns that name them (``kwargs`` go to :class:`CampaignWorker`:
+    clock, channels, settings ...)."""
     server = ModelServer(service, store.erased_hashes)
-    return CampaignWorker(store, {"default": model_recommender(server.answer)}, **kwargs)
+    default = model_recommender(server.answer)
+    return CampaignWorker(store, recommenders(service, default, store.erased_hashes), **kwargs)
 
 
 def run(settings: Settings, once: bool = False, poll_s: float = 1.0) -> dict | None:
@@ -100,8 +136,10 @@ class CampaignWorkerService:
         install_shipped(self.store)
         if model is None:
             self.worker = build_worker(service, self.store)
-        else:
-            self.worker = CampaignWorker(self.store, {"default": handle_recommender(model)})
+        else:  # the model deployment serves the default; other versions load here, on CPU
+            named = recommenders(service, handle_recommender(model), self.store.erased_hashes,
+                                 device="cpu")  # fmt: skip
+            self.worker = CampaignWorker(self.store, named)
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self.worker.run_forever, args=(self.stop, poll_s), daemon=True,

@@ -18,6 +18,7 @@ problem: ``definition.steps.mail.template: is required``.
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable
 from datetime import time
 from typing import Annotated, Any, Literal
 
@@ -199,12 +200,19 @@ class Split(_Model):
 
 class Recommendations(_Model):
     """Items chosen at send time: ``personal`` for the customer, ``cross_sell`` for the cart
-    (or the triggering item); ``model`` names a recommender (A/B: champion vs challenger)."""
+    (or the triggering item). ``model`` is a registry alias (``champion``, ``challenger``) or a
+    version number (``"3"``) of the served registered model; none: the model the service serves
+    (A/B arms: one send step per arm, each naming its model)."""
 
     kind: Literal["personal", "cross_sell"] = "personal"
     k: int = Field(default=4, ge=1, le=50)
-    model: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     exclude_sent_days: int = Field(default=14, ge=0, le=365)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _version_number(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class Send(_Model):
@@ -386,9 +394,11 @@ def parse_campaign(data: Any, root: str = "definition") -> Campaign:
 
 
 def references(campaign: Campaign, root: str = "definition") -> dict[str, list[tuple[str, str]]]:
-    """``{"segments": [(path, id)], "templates": [(path, id)]}`` the definition names."""
+    """``{"segments": [(path, id)], "templates": [(path, id)], "models": [(path, ref)]}`` the
+    definition names."""
     segments: list[tuple[str, str]] = []
     templates: list[tuple[str, str]] = []
+    model_refs: list[tuple[str, str]] = []
     trigger = campaign.trigger
     if isinstance(trigger, SegmentTrigger | ScheduleTrigger) and trigger.segment_id:
         segments.append((f"{root}.trigger.segment_id", trigger.segment_id))
@@ -396,13 +406,20 @@ def references(campaign: Campaign, root: str = "definition") -> dict[str, list[t
         path = f"{root}.steps.{step_id}"
         if isinstance(step, Send):
             templates.append((f"{path}.template", step.template))
+            if step.recommendations is not None and step.recommendations.model is not None:
+                model_refs.append((f"{path}.recommendations.model", step.recommendations.model))
         elif isinstance(step, WaitUntil) and step.segment:
             segments.append((f"{path}.segment.segment_id", step.segment.segment_id))
         elif isinstance(step, Branch) and step.condition.segment:
             segments.append(
                 (f"{path}.condition.segment.segment_id", step.condition.segment.segment_id)
             )
-    return {"segments": segments, "templates": templates}
+    return {"segments": segments, "templates": templates, "models": model_refs}
+
+
+def models(campaigns: Iterable[Campaign]) -> set[str]:
+    """The model references (aliases, version numbers) the send steps of ``campaigns`` name."""
+    return {ref for c in campaigns for _, ref in references(c)["models"]}
 
 
 def dump(campaign: Campaign) -> dict[str, Any]:

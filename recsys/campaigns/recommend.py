@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recsys.campaigns.definitions import Recommendations
+from recsys.campaigns.models import ModelLoadError
 from recsys.errors import RecsysError
 from recsys.recommend import CrossSellRequest, Filters, RecommendRequest, Request
 from recsys.store.campaigns import SendRow
@@ -93,17 +94,23 @@ def items_by_id(session: Session, ids: set[str]) -> dict[str, dict[str, Any]]:
 def choose(
     session: Session,
     wants: list[Want],
-    recommenders: dict[str, Recommender],
+    recommenders,
     now: datetime,
-) -> list[list[dict[str, Any]]]:
+) -> tuple[list[list[dict[str, Any]]], dict[int, str]]:
     """The items of each want (at most ``spec.k``), filters re-applied; engine calls batched
-    per model."""
-    by_model: dict[str, list[int]] = defaultdict(list)
+    per model (``recommenders``: a ``campaigns.models.Recommenders``). Also, by position, why
+    a want got nothing: the model it names cannot be loaded (never another model instead)."""
+    by_model: dict[str | None, list[int]] = defaultdict(list)
     for i, want in enumerate(wants):
-        by_model[want.spec.model or "default"].append(i)
+        by_model[want.spec.model].append(i)
     raw: list[list[dict]] = [[] for _ in wants]
+    failed: dict[int, str] = {}
     for model, positions in by_model.items():
-        recommender = recommenders.get(model) or recommenders.get("default")
+        try:
+            recommender = recommenders.get(model)
+        except ModelLoadError as exc:
+            failed.update((i, str(exc)) for i in positions)
+            continue
         if recommender is None:
             continue
         requests: list[Request] = []
@@ -141,4 +148,4 @@ def choose(
             if len(chosen) == want.spec.k:
                 break
         out.append(chosen)
-    return out
+    return out, failed

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from recsys.campaigns import guards
 from recsys.campaigns.definitions import Campaign, Send
-from recsys.campaigns.recommend import Recommender, Want, choose, items_by_id
+from recsys.campaigns.models import Recommenders
+from recsys.campaigns.recommend import Want, choose, items_by_id
 from recsys.campaigns.settings import CampaignSettings
 from recsys.campaigns.templates import CompiledTemplate, TemplateProblem
 from recsys.store.campaigns import DueStepRow, EnrolmentRow, MessageRow, SendRow
@@ -58,7 +59,7 @@ class SendBatch:
     """Runs the send steps of one worker batch (see :meth:`run`)."""
 
     def __init__(self, settings: CampaignSettings, secret: bytes, outbox_channels: set[str],
-                 recommenders: dict[str, Recommender],
+                 recommenders: Recommenders,
                  templates: dict[str, CompiledTemplate]) -> None:  # fmt: skip
         self.settings = settings
         self.secret = secret
@@ -121,14 +122,17 @@ class SendBatch:
                     Want(p.row.user_id, p.step.recommendations, p.enrolment.enrolled_at, basket)
                 )
                 wanting.append(p)
-        chosen = dict(
-            zip(map(id, wanting), choose(session, wants, self.recommenders, now), strict=True)
-        )
+        items, failed = choose(session, wants, self.recommenders, now)
+        chosen = dict(zip(map(id, wanting), items, strict=True))
+        unloaded = {id(wanting[i]): problem for i, problem in failed.items()}
         carts = items_by_id(
             session, {i for p in go for i in people.get(p.row.user_id, {}).get("cart") or []}
         )
         rendered: dict[int, tuple[dict, list[dict]]] = {}
         for p in go:
+            if id(p) in unloaded:  # the arm's model, not another one: the send fails
+                records.append((p, "failed", unloaded[id(p)]))
+                continue
             items = chosen.get(id(p), [])
             profile = people.get(p.row.user_id) or {"user_id": p.row.user_id}
             cart = [carts[i] for i in profile.get("cart") or [] if i in carts]

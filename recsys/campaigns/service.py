@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,20 @@ def _check_id(kind: str, value: str) -> None:
 
 
 class CampaignService:
-    """Campaign and template catalogue over a store."""
+    """Campaign and template catalogue over a store.
 
-    def __init__(self, store: Store) -> None:
+    Parameters
+    ----------
+    store : Store
+    check_model : callable, optional
+        ``reference -> problem or None`` for the ``recommendations.model`` a send step names
+        (``campaigns.models.registry_check``); without it model references are not checked.
+    """
+
+    def __init__(self, store: Store,
+                 check_model: Callable[[str], str | None] | None = None) -> None:  # fmt: skip
         self.store = store
+        self.check_model = check_model
 
     # -- templates ---------------------------------------------------------------------------
     def put_template(self, template: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +72,7 @@ class CampaignService:
 
     # -- campaigns ---------------------------------------------------------------------------
     def check(self, definition: Any) -> d.Campaign:
-        """Parse a definition and check that its segments and templates exist."""
+        """Parse a definition and check that its segments, templates and models exist."""
         campaign = d.parse_campaign(definition)
         refs = d.references(campaign)
         segments = {row["id"] for row in self.store.segments.all()}
@@ -76,6 +87,11 @@ class CampaignService:
                 compile_template(templates[template_id])
             except TemplateProblem as exc:
                 raise d.CampaignDefinitionError(path, f"template {template_id!r}: {exc}") from None
+        if self.check_model is not None:
+            for path, reference in refs["models"]:
+                problem = self.check_model(reference)
+                if problem:
+                    raise d.CampaignDefinitionError(path, problem)
         return campaign
 
     def create(self, definition: Any, campaign_id: str | None = None, actor: str = "",

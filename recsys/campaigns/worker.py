@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from recsys.campaigns import definitions as d
 from recsys.campaigns.channels import Channel, make_channels
 from recsys.campaigns.delivery import Deliverer
+from recsys.campaigns.models import Recommenders
 from recsys.campaigns.recommend import Recommender
 from recsys.campaigns.runner import StepRunner
 from recsys.campaigns.sending import SendBatch
@@ -37,8 +38,10 @@ class CampaignWorker:
     Parameters
     ----------
     store : Store
-    recommenders : dict
-        ``name -> Recommender``; ``"default"`` serves send steps that name no model.
+    recommenders : Recommenders or dict
+        A :class:`~recsys.campaigns.models.Recommenders` (named models loaded on demand), or
+        ``name -> Recommender`` with ``"default"`` for send steps that name no model. A send
+        whose model has no recommender fails (recorded), it never gets another model's items.
     settings : CampaignSettings, optional
         Read from the environment when not given.
     channels : dict, optional
@@ -49,7 +52,8 @@ class CampaignWorker:
         Due steps (and events) per transaction.
     """
 
-    def __init__(self, store: Store, recommenders: dict[str, Recommender] | None = None,
+    def __init__(self, store: Store,
+                 recommenders: Recommenders | dict[str, Recommender] | None = None,
                  settings: CampaignSettings | None = None,
                  channels: dict[str, Channel] | None = None,
                  clock: Callable[[], datetime] = system_clock, batch_size: int = 1000,
@@ -63,8 +67,9 @@ class CampaignWorker:
         self._templates: dict[str, CompiledTemplate] = {}
         self._campaigns: dict[str, tuple[str, d.Campaign]] = {}
         self._since: dict[str, datetime] = {}
+        self.recommenders = Recommenders.of(recommenders)
         self.sends = SendBatch(self.settings, self.settings.secret(), outbox,
-                               recommenders or {}, self._templates)  # fmt: skip
+                               self.recommenders, self._templates)  # fmt: skip
         self.runner = StepRunner(store.engine, self.campaigns, self.sends, clock)
         self.triggers = TriggerConsumer(store.engine, self.campaigns, clock, lag_s,
                                         since=lambda: self._since)  # fmt: skip
@@ -87,6 +92,8 @@ class CampaignWorker:
         self._templates.clear()
         self._templates.update(compiled)
         self._campaigns = campaigns
+        active = (c for status, c in campaigns.values() if status == "active")
+        self.recommenders.keep(d.models(active))  # load the arms' models outside a transaction
 
     def run_once(self, max_batches: int = 1000) -> dict[str, int]:
         """Catch up: consume triggers, run every due step, deliver every due send."""

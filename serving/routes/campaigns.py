@@ -3,8 +3,9 @@ template preview, and the open unsubscribe link.
 
 Reads need a read (or marketer) key, writes a marketer key (admin always). Definition problems are
 answered 422 with the JSON path of the offending part (``definition.steps.mail.template``);
-unknown segment or template references too. ``GET /v1/unsubscribe`` is open: the token is the
-credential.
+unknown segment, template or model references too (a ``recommendations.model`` alias or version
+the MLflow registry does not hold; not checked while the registry cannot be reached).
+``GET /v1/unsubscribe`` is open: the token is the credential.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from recsys.campaigns.definitions import CampaignDefinitionError, dump, json_path
 from recsys.campaigns.definitions import _problem as problem_of
 from recsys.campaigns.guards import read_unsubscribe_token
+from recsys.campaigns.models import registry_check
 from recsys.campaigns.report import campaign_report
 from recsys.campaigns.service import CampaignService, preview_context
 from recsys.campaigns.settings import campaign_settings
@@ -86,7 +88,11 @@ CONFLICT = {409: problem("Not allowed in the campaign's current state")}
 
 
 def _service(state) -> CampaignService:
-    return CampaignService(state.store)
+    """The service, checking model references (A/B arms) against the served model's registry."""
+    settings = state.settings
+    return CampaignService(
+        state.store, registry_check(settings.mlflow_tracking_uri, settings.model_uri)
+    )
 
 
 @router.get("/campaigns", response_model=CampaignList, summary="List campaigns")

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from recsys.campaigns.definitions import CampaignDefinitionError, QuietHours, parse_campaign
+from recsys.campaigns.definitions import (
+    CampaignDefinitionError,
+    QuietHours,
+    models,
+    parse_campaign,
+    references,
+)
 from recsys.campaigns.guards import (
     BadTokenError,
     quiet_until,
@@ -44,12 +50,21 @@ STEPS = cart_campaign()["steps"]
                                                        {"name": "a", "weight": 1}]}},
           "start": "wait"}, "definition.steps.wait.arms", "distinct"),
         ({"surprise": 1}, "definition.surprise", "unknown field"),
+        ({"steps": {**STEPS, "mail": {**STEPS["mail"], "recommendations": {"model": "a b"}}}},
+         "definition.steps.mail.recommendations.model", "should match pattern"),
     ],
 )  # fmt: skip
 def test_bad_definitions_name_their_path(change, path, problem):
     with pytest.raises(CampaignDefinitionError) as info:
         parse_campaign(cart_campaign(**change))
     assert info.value.path == path and problem in info.value.problem
+
+
+def test_model_references_are_aliases_or_version_numbers():
+    mail = {**STEPS["mail"], "recommendations": {"model": 3}}  # a YAML number is a version
+    campaign = parse_campaign(cart_campaign(steps={**STEPS, "mail": mail}))
+    assert references(campaign)["models"] == [("definition.steps.mail.recommendations.model", "3")]
+    assert models([campaign, parse_campaign(cart_campaign())]) == {"3"}
 
 
 def test_templates_fail_when_saved():
