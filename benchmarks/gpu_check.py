@@ -132,8 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--budget-seconds",
         type=float,
-        default=330.0,
-        help="skip work that would start after this many seconds (default 330)",
+        default=360.0,
+        help="skip work that would start after this many seconds (default 360)",
     )
     parser.add_argument("--train-configs", help=f"subset of {','.join(TRAIN_CONFIGS)}")
     parser.add_argument("--topk-sizes", type=positive_ints, help="catalogue sizes, e.g. 1000000")

@@ -176,6 +176,26 @@ def timed_run(device: torch.device, plan: Plan, users: int, seed: int) -> dict:
     }
 
 
+def iteration_breakdown(device: torch.device, x: torch.Tensor, k: int, seed: int = 0) -> dict:
+    """Seconds of one Lloyd iteration's two halves on ``x`` (where the k-means time goes):
+    ``assign`` (chunked distances + argmin) and ``update`` (``index_add_`` sums + counts)."""
+    centroids = km.plus_plus(x, k, seed)
+    sync(device)
+    started = time.perf_counter()
+    labels, _ = km.assign(x, centroids)
+    sync(device)
+    assigned = time.perf_counter()
+    sums = torch.zeros_like(centroids).index_add_(0, labels, x)
+    counts = torch.bincount(labels, minlength=k)
+    sync(device)
+    done = time.perf_counter()
+    del sums, counts
+    return {
+        "assign_seconds": round(assigned - started, 4),
+        "update_seconds": round(done - assigned, 4),
+    }
+
+
 def _public(run: dict) -> dict:
     return {k: v for k, v in run.items() if not k.startswith("_")}
 
@@ -238,6 +258,9 @@ def segments_section(device: torch.device, plan: Plan, deadline: Deadline) -> di
         torch.cuda.reset_peak_memory_stats(device)
     main = timed_run(device, plan, users, seed=0)
     out["device_run"] = _public(main) | {"device": str(device)}
+    out["device_run"]["one_iteration"] = iteration_breakdown(
+        device, main["_data"][1], plan.segment_k
+    )
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**30
         out["device_run"]["peak_memory_gib"] = round(peak, 2)  # data generation included

@@ -107,6 +107,7 @@ def test_small_run_needs_no_server_dependencies(tmp_path):
         assert timing["aggregate_seconds"] > 0
         assert timing["kmeans_seconds"] > timing["kmeans_seeding_seconds"] > 0
         assert timing["total_seconds"] >= timing["kmeans_seconds"]
+    assert run["one_iteration"]["assign_seconds"] > 0 and run["one_iteration"]["update_seconds"] > 0
     assert cpu["device"] == "cpu" and cpu["users"] == 6000 and cpu["subsample_of_full"] == 1.0
     assert cpu["total_seconds_scaled_to_full"] == pytest.approx(cpu["total_seconds"], abs=1e-3)
     assert segments["speedup_vs_cpu_scaled"] > 0
