@@ -64,7 +64,9 @@ def registry_loader(service: Settings, erased_hashes=None, device: str | None = 
         if device is not None:
             update["device"] = device
         server = ModelServer(service.model_copy(update=update), erased_hashes)
-        return model_recommender(server.answer)
+        recommend = model_recommender(server.answer)
+        recommend.close = server.close  # stops the alias poll when no campaign names it any more
+        return recommend
 
     return load
 

@@ -67,7 +67,8 @@ class Recommenders:
     default : Recommender or None
         Serves send steps that name no model (None: they get no items).
     load : callable, optional
-        ``reference -> Recommender``; raises when it cannot. Without it only ``loaded`` exist.
+        ``reference -> Recommender``; raises when it cannot (a ``close`` attribute of what it
+        returns is called when the reference is dropped). Without it only ``loaded`` exist.
     loaded : dict, optional
         Recommenders already built, by reference (kept regardless of :meth:`keep`).
     served : callable, optional
@@ -130,7 +131,9 @@ class Recommenders:
         wanted = set(references)
         for reference in list(self._cache):
             if reference not in wanted:
-                del self._cache[reference]
+                close = getattr(self._cache.pop(reference), "close", None)
+                if close is not None:
+                    close()
                 logger.info("campaign worker: model %r unloaded (no campaign names it)", reference)
         for reference in sorted(wanted):
             try:

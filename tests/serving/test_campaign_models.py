@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from recsys.campaigns.recommend import OVERFETCH
+from recsys.campaigns.service import CampaignService
 from recsys.campaigns.settings import campaign_settings
 from recsys.recommend import Filters, RecommendRequest
 from recsys.registry import CHALLENGER, CHAMPION, Registry
@@ -149,6 +150,9 @@ def test_each_arm_gets_its_own_model_version(registry_settings, store, keys, tmp
     }
     # "champion" is the served URI (its engine is reused); the others were loaded by the worker
     assert set(worker.recommenders._cache) == {"challenger", "1", "2"}
+    CampaignService(store).set_status("ab", "archived")
+    worker.reload()  # a model no active campaign names any more is dropped
+    assert set(worker.recommenders._cache) == {"1", "2"}
 
 
 def test_a_model_that_cannot_be_loaded_fails_its_sends(registry_settings, store, keys):
