@@ -2,7 +2,9 @@
 
 Generates a shop (or reads ``--shop``), fits the default model as the training job does (or
 loads ``--bundle``), clusters the user embeddings exactly as ``recsys segments refresh`` does
-(unit user vectors, k chosen by silhouette without looking at the truth) and prints, as JSON,
+(unit user vectors; centroids fitted on the customers with at least the median history length,
+best of several k-means seeds, k chosen by silhouette without looking at the truth; everyone
+assigned to the nearest centroid) and prints, as JSON,
 the adjusted Rand index against ``truth/user_segments.parquet``: overall and by how many events
 a customer has (the embeddings of customers with few events carry little taste).
 

@@ -3,7 +3,11 @@
 The batch job (:func:`refresh_clusters`) takes the bundle's trained user vectors, scaled to
 unit length (direction is taste; length mostly says how much the customer did), picks ``k``
 by the silhouette over a range when it is not given, and runs :func:`recsys.segments.kmeans.kmeans`
-(torch, on the GPU when there is one). Ids survive retrains: a new model has a new embedding
+(torch, on the GPU when there is one), keeping the lowest-inertia of ``RESTARTS`` seeds. The
+centroids (and the silhouettes that choose ``k``) are fitted on the customers whose stored
+history is at least the median length: the vector of a customer with a handful of events says
+little about taste and mostly blurs the clusters; every customer is then assigned to the
+nearest centroid. Ids survive retrains: a new model has a new embedding
 space, so the previous clusters are placed in it as the mean new embedding of their previous
 members, and those centroids are matched to the new ones by the Hungarian method. Each cluster
 gets a description (size, top categories and items, RFM mix, average spend); the cluster of each
@@ -37,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 STATE_NAME = "clusters"
 K_RANGE = range(2, 17)
-RESTARTS = 4
+RESTARTS = 8  # k-means seeds per k (the lowest inertia wins)
+MIN_FIT_USERS = 200  # fewer customers with a long enough history: fit on everyone
 NO_GROUP = "no purchase"  # the RFM mix share of members without an RFM group
 
 
@@ -61,6 +66,20 @@ def user_embeddings(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
     norms = np.linalg.norm(vectors, axis=1)
     keep = norms > 1e-8
     return np.asarray(bundle.user_ids)[keep].astype(str), vectors[keep] / norms[keep, None]
+
+
+def fit_mask(bundle: ServingBundle, user_ids: np.ndarray) -> np.ndarray:
+    """Which of ``user_ids`` the centroids are fitted on: those whose stored history is at
+    least the median length (all of them when the bundle keeps no history or too few pass)."""
+    indptr = np.asarray(bundle.arrays.get("history_indptr", np.zeros(1)), dtype=np.int64)
+    everyone = np.ones(len(user_ids), dtype=bool)
+    if len(indptr) != bundle.n_users + 1:
+        return everyone
+    index = {u: i for i, u in enumerate(np.asarray(bundle.user_ids).astype(str))}
+    rows = np.array([index[u] for u in user_ids], dtype=np.int64)
+    lengths = indptr[rows + 1] - indptr[rows]
+    keep = lengths >= np.median(lengths) if len(lengths) else everyone
+    return keep if keep.sum() >= max(MIN_FIT_USERS, K_RANGE.stop) else everyone
 
 
 def best_of(x: torch.Tensor, k: int, seed: int, restarts: int = RESTARTS, iters: int = 50):
@@ -116,16 +135,21 @@ def cluster_users(
     device: str = "auto",
     seed: int = 0,
 ) -> Clustering:
-    """k-means on the bundle's unit user vectors (``k=None``: chosen by silhouette), ids
-    matched to ``previous`` (user id -> previous cluster id)."""
+    """k-means on the bundle's unit user vectors (``k=None``: chosen by silhouette), fitted on
+    the customers of :func:`fit_mask` and assigning everyone, ids matched to ``previous`` (user
+    id -> previous cluster id)."""
     user_ids, vectors = user_embeddings(bundle)
     if k is not None and not 1 <= k <= len(user_ids):
         raise InvalidInputError(f"k: must be between 1 and {len(user_ids)} (users), got {k}")
     x = torch.from_numpy(vectors).to(resolve_device(device))
+    fit = x[torch.from_numpy(fit_mask(bundle, user_ids)).to(x.device)]
+    if k is not None and k > len(fit):
+        fit = x
     silhouettes: dict[int, float] = {}
     if k is None:
-        k, silhouettes = choose_k(x, seed=seed)
-    centroids, labels = best_of(x, k, seed)
+        k, silhouettes = choose_k(fit, seed=seed)
+    centroids, _ = best_of(fit, k, seed)
+    labels, _ = km.assign(x, centroids)
     rows = labels.cpu().numpy()
     before = None
     if previous:

@@ -13,7 +13,7 @@ from recsys.bundle import ServingBundle, load_bundle
 from recsys.data.frame import pd
 from recsys.errors import InvalidInputError
 from recsys.segments import kmeans as km
-from recsys.segments.clusters import STATE_NAME, choose_k, cluster_users
+from recsys.segments.clusters import STATE_NAME, choose_k, cluster_users, fit_mask
 from recsys.segments.refresh import refresh
 from recsys.segments.service import SegmentService
 from recsys.store import Store
@@ -79,6 +79,28 @@ def test_ids_survive_a_retrain_in_a_rotated_space():
     # one more cluster than before: the old ids stay, the new one gets a fresh id
     third = cluster_users(_bundle(x.numpy()), k=6, previous=previous, seed=4)
     assert set(third.ids) == {0, 1, 2, 3, 4, 5}
+
+
+def test_centroids_are_fitted_on_long_histories_and_everyone_is_assigned():
+    x, truth = blobs(n_per=60, k=4, dim=8, seed=6)
+    # 120 customers with one event each, scattered at random: only the 240 with long
+    # histories place the centroids, and the short ones are assigned to the nearest
+    short = np.random.default_rng(7).normal(size=(120, 8)).astype(np.float32)
+    vectors = np.concatenate([x.numpy(), short])
+    lengths = np.array([10] * len(x) + [1] * len(short))
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    bundle = _bundle(vectors)
+    bundle.arrays["history_indptr"] = indptr
+    bundle.arrays["history_items"] = np.zeros(indptr[-1], dtype=np.int64)
+    mask = fit_mask(bundle, np.asarray(bundle.user_ids).astype(str))
+    assert mask.tolist() == (lengths >= 10).tolist()
+    result = cluster_users(bundle, k=4, device="cpu")
+    assert len(result.labels) == len(vectors)
+    assert same_partition(result.labels[: len(x)], truth)
+    unit = short / np.linalg.norm(short, axis=1, keepdims=True)
+    nearest = ((unit[:, None, :] - result.centroids[None]) ** 2).sum(-1).argmin(1)
+    assert result.labels[len(x) :].tolist() == np.asarray(result.ids)[nearest].tolist()
+    assert fit_mask(_bundle(vectors), np.asarray(bundle.user_ids).astype(str)).all()
 
 
 def test_zero_vectors_are_left_out_and_bad_k_is_refused():
