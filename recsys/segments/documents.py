@@ -43,26 +43,51 @@ _AGGREGATE = (
 
 
 _IDS = bindparam("ids", expanding=True)
-# Built once: the per-event path then skips statement construction and hits the compiled cache.
-_CUSTOMERS = (
-    select(
-        UserProfile.user_id,
-        *(getattr(UserProfile, n) for n in _PROFILE),
-        CustomerAggregate.user_id,
-        CustomerAggregate.cart,
-        *(getattr(CustomerAggregate, n) for n in _AGGREGATE),
-    )
-    .outerjoin(CustomerAggregate, CustomerAggregate.user_id == UserProfile.user_id)
-    .where(UserProfile.user_id.in_(_IDS))
+_COLUMNS = (
+    UserProfile.user_id,
+    *(getattr(UserProfile, n) for n in _PROFILE),
+    CustomerAggregate.user_id,
+    CustomerAggregate.cart,
+    *(getattr(CustomerAggregate, n) for n in _AGGREGATE),
 )
+_FROM = select(*_COLUMNS).outerjoin(
+    CustomerAggregate, CustomerAggregate.user_id == UserProfile.user_id
+)
+# Built once: the per-event path then skips statement construction and hits the compiled cache.
+_CUSTOMERS = _FROM.where(UserProfile.user_id.in_(_IDS))
+CUSTOMER = _FROM.where(UserProfile.user_id == bindparam("uid"))
+"""One customer's row (the per-event path, run as a :class:`recsys.store.segments.RawStatement`)."""
+_EVENT_COLUMNS = (Event.event_type, Event.timestamp, Event.item_id, Event.properties, Item.category)
 _EVENTS = (
-    select(Event.user_id, Event.event_type, Event.timestamp, Event.item_id, Event.properties)
-    .add_columns(Item.category)
+    select(Event.user_id, *_EVENT_COLUMNS)
     .outerjoin(Item, Item.item_id == Event.item_id)
     .where(Event.user_id.in_(_IDS), Event.event_type.in_(bindparam("types", expanding=True)))
 )
 _EVENTS_SINCE = _EVENTS.where(Event.timestamp >= bindparam("since"))
 _N_PROFILE = len(_PROFILE)
+
+
+def events_of(n_types: int, since: bool):
+    """One customer's events of ``n_types`` types (binds ``uid``, ``t0``.., and ``since`` when
+    ``since``), as :class:`EventView` fields; the per-event path compiles it once per shape."""
+    stmt = (
+        select(*_EVENT_COLUMNS)
+        .outerjoin(Item, Item.item_id == Event.item_id)
+        .where(Event.user_id == bindparam("uid"))
+        .where(Event.event_type.in_([bindparam(f"t{i}") for i in range(n_types)]))
+    )
+    return stmt.where(Event.timestamp >= bindparam("since")) if since else stmt
+
+
+def customer_doc(row: Sequence[Any]) -> dict[str, Any]:
+    """The flat document of one row of :data:`CUSTOMER` (or the batch query)."""
+    doc = dict(zip(_PROFILE, row[1 : 1 + _N_PROFILE], strict=True))
+    rest = row[1 + _N_PROFILE :]
+    if rest[0] is not None:  # has aggregates
+        doc.update(zip(_AGGREGATE, rest[2:], strict=True))
+        doc["cart_items"] = sorted(rest[1] or {})
+    doc["rfm_group"] = group_of(doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m"))
+    return doc
 
 
 def _chunks(ids: Sequence[str]):
@@ -86,14 +111,7 @@ def load_customers(
     conn = session.connection()
     for chunk in _chunks(user_ids):
         for row in conn.execute(_CUSTOMERS, {"ids": chunk}):
-            doc = dict(zip(_PROFILE, row[1 : 1 + _N_PROFILE], strict=True))
-            rest = row[1 + _N_PROFILE :]
-            if rest[0] is not None:  # has aggregates
-                doc.update(zip(_AGGREGATE, rest[2:], strict=True))
-                doc["cart_items"] = sorted(rest[1] or {})
-            docs[row[0]] = doc
-    for doc in docs.values():
-        doc["rfm_group"] = group_of(doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m"))
+            docs[row[0]] = customer_doc(row)
     static = static or {}
     customers = {
         u: Customer(u, doc, static=frozenset(static.get(u, ()))) for u, doc in docs.items()

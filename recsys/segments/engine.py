@@ -17,28 +17,56 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from recsys.segments import definitions as d
 from recsys.segments import rfm
-from recsys.segments.documents import load_customers
-from recsys.segments.evaluate import Compiled, Matcher, compile_segments
+from recsys.segments.documents import CUSTOMER, customer_doc, events_of, load_customers
+from recsys.segments.evaluate import Compiled, Customer, EventView, Matcher, compile_segments
 from recsys.store import Store, read_session, write_session
 from recsys.store.db import SQLITE_SYNCHRONOUS
 from recsys.store.profile_aggregates import CustomerAggregate
-from recsys.store.segments import SegmentRow
+from recsys.store.segments import (
+    DEFINITIONS,
+    DEFINITIONS_VERSION,
+    RealtimeSql,
+    realtime_transaction,
+)
 from recsys.store.tables import UserProfile
 
 logger = logging.getLogger(__name__)
 
 SWEEP_STATE = "sweep"
-_VERSION = select(func.count(), func.max(SegmentRow.updated_at))  # built once
 CHUNK = 1000  # customers per transaction in sweeps and refreshes
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _Definitions:
+    """The analysed active definitions at one version, with the per-event plans (which
+    segments events of a set of types can change, which event types and how far back they
+    read), filled as event types come. Replaced whole, so readers in other threads see one
+    consistent set."""
+
+    def __init__(self, version, compiled: dict[str, Compiled], static: frozenset[str]) -> None:
+        self.version, self.compiled, self.static = version, compiled, static
+        self.plans: dict[frozenset[str], tuple[list[Compiled], tuple[str, ...], list]] = {}
+
+    def plan(self, kinds: frozenset[str]) -> tuple[list[Compiled], tuple[str, ...], list]:
+        """``(segments events of kinds can change, event types they read, their lookbacks)``."""
+        found = self.plans.get(kinds)
+        if found is None:
+            selected = [c for c in self.compiled.values() if c.triggered_by(kinds)]
+            reading = [c for c in selected if c.needs_events]
+            types = tuple(sorted(frozenset().union(*(c.event_types for c in reading))))
+            found = self.plans[kinds] = (selected, types, [c.lookback for c in reading])
+        return found
+
+
+_NONE = _Definitions(None, {}, frozenset())
 
 
 class SegmentEngine:
@@ -53,32 +81,35 @@ class SegmentEngine:
 
     def __init__(self, store: Store, clock: Callable[[], datetime] = _now) -> None:
         self.store, self.clock = store, clock
-        self._version: tuple | None = None
-        self._compiled: dict[str, Compiled] = {}
-        self._static: frozenset[str] = frozenset()
+        self._defs = _NONE
+        self._sql: RealtimeSql | None = None
         self._recovered = False
 
     # -- definitions ----------------------------------------------------------------------
+    @property
+    def _static(self) -> frozenset[str]:
+        return self._defs.static
+
     def compiled(self, session: Session) -> dict[str, Compiled]:
         """The active rule segments, analysed (re-read when any definition changed)."""
-        version = tuple(session.connection().execute(_VERSION).one())
-        if version != self._version:
-            rows = session.execute(
-                select(SegmentRow.id, SegmentRow.kind, SegmentRow.definition, SegmentRow.active)
-            ).all()
-            nodes = {
-                sid: d.parse_definition(defn)
-                for sid, kind, defn, active in rows
-                if active and kind != "static" and defn is not None
-            }
-            self._compiled = compile_segments(nodes)
-            self._static = frozenset(sid for sid, kind, _, _ in rows if kind == "static")
-            self._version = version
-        return self._compiled
+        version = tuple(session.connection().execute(DEFINITIONS_VERSION).one())
+        if version != self._defs.version:
+            self._load(session.execute(DEFINITIONS).all(), version)
+        return self._defs.compiled
+
+    def _load(self, rows, version) -> _Definitions:
+        nodes = {
+            sid: d.parse_definition(defn)
+            for sid, kind, defn, active in rows
+            if active and kind != "static" and defn is not None
+        }
+        static = frozenset(sid for sid, kind, _, _ in rows if kind == "static")
+        self._defs = _Definitions(version, compile_segments(nodes), static)
+        return self._defs
 
     def invalidate(self) -> None:
         """Forget the analysed definitions (after a change in this process)."""
-        self._version = None
+        self._defs = _NONE
 
     # -- evaluation -----------------------------------------------------------------------
     def on_events(self, rows: list[dict]) -> None:
@@ -90,7 +121,78 @@ class SegmentEngine:
         types: dict[str, set[str]] = {}
         for row in rows:
             types.setdefault(row["user_id"], set()).add(row["event_type"])
-        self.evaluate(sorted(types), types, cause="event")
+        if types:
+            self._evaluate_events(types)
+
+    # The per-event path: what :meth:`evaluate` does for customers who just performed events,
+    # one customer at a time on a DBAPI cursor (a handful of primary-key statements each, no
+    # ORM), with the definitions compiled once and the segments to evaluate looked up by the
+    # event types (:meth:`_Definitions.plan`).
+    def _evaluate_events(self, types: dict[str, set[str]]) -> int:
+        now, engine = self.clock(), self.store.engine
+        sql = self._sql
+        if sql is None:
+            sql = self._sql = RealtimeSql(engine)
+        written = 0
+        with realtime_transaction(engine, SQLITE_SYNCHRONOUS) as cursor:
+            version = tuple(sql.version.rows(cursor, {})[0])
+            defs = self._defs
+            if version != defs.version:
+                defs = self._load(sql.definitions.rows(cursor, {}), version)
+            for user_id in sorted(types):
+                kinds = frozenset(types[user_id])
+                written += self._evaluate_one(cursor, sql, defs, user_id, kinds, now)
+        return written
+
+    def _evaluate_one(self, cursor, sql, defs, user_id, kinds, now) -> int:
+        found = sql.statement("customer", lambda: CUSTOMER).rows(cursor, {"uid": user_id})
+        if not found:
+            return 0
+        doc = customer_doc(found[0])
+        selected, event_types, lookbacks = defs.plan(kinds)
+        current: set[str] = set()
+        if selected:
+            current = {r[0] for r in sql.memberships.rows(cursor, {"uid": user_id})}
+        customer = Customer(user_id, doc, static=frozenset(current & defs.static))
+        if event_types:
+            since = _widest(lookbacks, now)
+            params = {f"t{i}": t for i, t in enumerate(event_types)}
+            params["uid"] = user_id
+            if since is not None:
+                params["since"] = since
+            shape = (len(event_types), since is not None)
+            stmt = sql.statement(("events", *shape), lambda: events_of(*shape))
+            customer.events = [
+                EventView(kind, ts, item, category, props)
+                for kind, ts, item, props, category in stmt.rows(cursor, params)
+            ]
+        if "purchase" in kinds:
+            self._rescore_one(cursor, sql, doc, user_id, now)
+        changes = []
+        if selected:
+            matcher = Matcher(customer, now, defs.compiled)
+            for c in selected:
+                inside, was = matcher.segment(c.segment_id), c.segment_id in current
+                if inside != was:
+                    changes.append((c.segment_id, user_id, "entry" if inside else "exit", None))
+        if changes:
+            sql.apply_changes(cursor, changes, now, "event")
+        if doc.get("seq") is not None:
+            sql.clear_pending.run(cursor, {"uid": user_id, "at_seq": doc["seq"]})
+        return len(changes)
+
+    def _rescore_one(self, cursor, sql, doc, user_id, now) -> None:
+        """:meth:`_rescore_rfm` for one customer on the per-event cursor."""
+        state = sql.state.rows(cursor, {"name": rfm.STATE_NAME})
+        cut = dict(state[0][0]) if state and state[0][0] else None
+        if not cut:
+            return
+        r, f, m = rfm.score_customer(
+            doc.get("last_purchase_at"), doc["purchase_count"], doc["revenue"], cut, now
+        )
+        if (r, f, m) != (doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m")):
+            sql.rescore.run(cursor, {"uid": user_id, "r": r, "f": f, "m": m})
+        doc.update(rfm_r=r, rfm_f=f, rfm_m=m, rfm_group=rfm.group_of(r, f, m))
 
     def evaluate(
         self,
@@ -230,7 +332,7 @@ class SegmentEngine:
                     session, ids, now=now, event_types=types, lookback=c.lookback, static=static
                 )
             for user_id, customer in customers.items():
-                if Matcher(customer, now, compiled).matches(node):
+                if Matcher(customer, now, compiled).segment("__preview__"):
                     count += 1
                     if len(found) < sample:
                         found.append(user_id)
@@ -265,6 +367,7 @@ def _nodes(compiled: dict[str, Compiled]) -> dict[str, Any]:
 
 
 def _widest(lookbacks: Iterable[Any], now: datetime) -> Any:
+    """The earliest start of ``lookbacks`` (spans before ``now`` or times); ``None``: all."""
     starts = []
     for lookback in lookbacks:
         if lookback is None:

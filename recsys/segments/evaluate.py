@@ -10,12 +10,13 @@ its ``performed`` nodes look.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from recsys.segments import definitions as d
-from recsys.segments.fields import CLOCK_FIELDS, compare, read_field
+from recsys.segments.fields import CLOCK_FIELDS, compare, field_reader
 
 ANY = "*"  # any event type
 _CART = frozenset(("add_to_cart", "remove_from_cart", "purchase"))
@@ -54,6 +55,11 @@ class Compiled:
     event_types: frozenset[str]  # types its performed nodes read
     lookback: timedelta | datetime | None  # how far back events are needed; None: all history
     needs_events: bool
+    test: Test = field(default=None, repr=False)  # type: ignore[assignment]  # compile_node(node)
+
+    def __post_init__(self) -> None:
+        if self.test is None:
+            self.test = compile_node(self.node)
 
     def triggered_by(self, types: set[str] | None) -> bool:
         """Whether events of ``types`` (``None``: unknown, e.g. after a crash) can change it."""
@@ -158,24 +164,29 @@ def _window(window: d.Window | None, now: datetime) -> tuple[datetime | None, da
     return window.start, window.end
 
 
-def _performed(node: d.Performed, customer: Customer, now: datetime) -> bool:
-    start, end = _window(node.window, now)
-    items = set(node.item_ids) if node.item_ids else None
-    n = 0
-    for e in customer.events:
-        if e.event_type != node.event_type or (start and e.timestamp < start):
-            continue
-        if (end and e.timestamp >= end) or (node.category and e.category != node.category):
-            continue
-        if items is not None and e.item_id not in items:
-            continue
-        if node.properties and any(
-            (e.properties or {}).get(k) != v for k, v in node.properties.items()
-        ):
-            continue
-        n += 1
+def _performed(node: d.Performed) -> Test:
+    """A ``performed`` node as a closure (its filters read once)."""
+    kind, window, category = node.event_type, node.window, node.category
+    items = frozenset(node.item_ids) if node.item_ids else None
+    properties = tuple(node.properties.items()) if node.properties else ()
     op, want = node.count.op, node.count.value
-    return n >= want if op == "gte" else n < want if op == "lt" else n == want
+
+    def test(m: Matcher) -> bool:
+        start, end = _window(window, m.now)
+        n = 0
+        for e in m.customer.events:
+            if e.event_type != kind or (start and e.timestamp < start):
+                continue
+            if (end and e.timestamp >= end) or (category and e.category != category):
+                continue
+            if items is not None and e.item_id not in items:
+                continue
+            if properties and any((e.properties or {}).get(k) != v for k, v in properties):
+                continue
+            n += 1
+        return n >= want if op == "gte" else n < want if op == "lt" else n == want
+
+    return test
 
 
 def _stamp(value: str | None) -> datetime | None:
@@ -194,6 +205,44 @@ def _not_performed_since(node: d.NotPerformedSince, customer: Customer, now: dat
     return (now - anchor).total_seconds() >= node.seconds
 
 
+Test = Callable[["Matcher"], bool]
+"""A compiled node: whether the matcher's customer matches it."""
+
+
+def compile_node(node: Any) -> Test:
+    """``node`` as a closure over its parsed parts (built once per definition, not per event);
+    :meth:`Matcher.matches` is the same function applied at once."""
+    if isinstance(node, d.And):
+        parts = tuple(compile_node(child) for child in node.children)
+        return lambda m: all(part(m) for part in parts)
+    if isinstance(node, d.Or):
+        parts = tuple(compile_node(child) for child in node.children)
+        return lambda m: any(part(m) for part in parts)
+    if isinstance(node, d.Not):
+        inner = compile_node(node.child)
+        return lambda m: not inner(m)
+    if isinstance(node, d.Attribute):
+        read, op, value = field_reader(node.path), node.op, node.value
+        return lambda m: compare(read(m.customer.doc, m.now), op, value)
+    if isinstance(node, d.Performed):
+        return _performed(node)
+    if isinstance(node, d.NotPerformedSince):
+        return lambda m: _not_performed_since(node, m.customer, m.now)
+    if isinstance(node, d.Rfm):
+        group = node.group
+        return lambda m: m.customer.doc.get("rfm_group") == group
+    if isinstance(node, d.Cluster):
+        cluster = node.cluster_id
+        return lambda m: m.customer.doc.get("cluster") == cluster
+    if isinstance(node, d.InSegment):
+        target = node.segment_id
+        return lambda m: m.segment(target)
+    if isinstance(node, d.RandomBucket):
+        salt, percent = node.salt, node.percent
+        return lambda m: bucket(m.customer.user_id, salt) < percent
+    raise TypeError(f"unknown segment node {type(node).__name__}")
+
+
 class Matcher:
     """Evaluates nodes for one customer at one time; ``in_segment`` is resolved through
     ``segments`` (rule definitions) or the customer's static memberships, memoised."""
@@ -204,36 +253,14 @@ class Matcher:
 
     def segment(self, segment_id: str) -> bool:
         """Whether the customer is in the (rule or static) segment ``segment_id``."""
-        if segment_id not in self._memo:
+        memo = self._memo
+        if segment_id not in memo:
             compiled = self.segments.get(segment_id)
-            self._memo[segment_id] = (
-                self.matches(compiled.node)
-                if compiled is not None
-                else segment_id in self.customer.static
+            memo[segment_id] = (
+                compiled.test(self) if compiled is not None else segment_id in self.customer.static
             )
-        return self._memo[segment_id]
+        return memo[segment_id]
 
     def matches(self, node: Any) -> bool:
-        """Whether the customer matches ``node``."""
-        c = self.customer
-        if isinstance(node, d.And):
-            return all(self.matches(child) for child in node.children)
-        if isinstance(node, d.Or):
-            return any(self.matches(child) for child in node.children)
-        if isinstance(node, d.Not):
-            return not self.matches(node.child)
-        if isinstance(node, d.Attribute):
-            return compare(read_field(c.doc, node.path, self.now), node.op, node.value)
-        if isinstance(node, d.Performed):
-            return _performed(node, c, self.now)
-        if isinstance(node, d.NotPerformedSince):
-            return _not_performed_since(node, c, self.now)
-        if isinstance(node, d.Rfm):
-            return c.doc.get("rfm_group") == node.group
-        if isinstance(node, d.Cluster):
-            return c.doc.get("cluster") == node.cluster_id
-        if isinstance(node, d.InSegment):
-            return self.segment(node.segment_id)
-        if isinstance(node, d.RandomBucket):
-            return bucket(c.user_id, node.salt) < node.percent
-        raise TypeError(f"unknown segment node {type(node).__name__}")
+        """Whether the customer matches ``node`` (compiled on the spot: for one-off checks)."""
+        return compile_node(node)(self)
