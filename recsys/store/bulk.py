@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -113,6 +114,24 @@ def _stored_event_ids(session, ids: pa.Array) -> set[str]:
     return found
 
 
+IMPORT_CACHE_KIB = 256 * 1024  # SQLite page cache while an import runs
+
+
+@contextmanager
+def _large_cache(cursor, pg: bool):
+    """On SQLite, a page cache of ``IMPORT_CACHE_KIB`` for the import (index builds and upserts
+    re-read pages the default 2 MB would evict); the pooled connection gets its own back."""
+    if pg:
+        yield
+        return
+    default = cursor.execute("PRAGMA cache_size").fetchone()[0]
+    cursor.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        cursor.execute(f"PRAGMA cache_size={default}")
+
+
 def import_events(
     store: Store, path: str | Path, *, progress: bool = True, rebuild_indexes: bool | None = None
 ) -> ImportResult:
@@ -152,14 +171,14 @@ def import_events(
         indexes = sorted(Event.__table__.indexes, key=lambda i: i.name) if rebuild else []
         for index in indexes:  # building an index by one sort beats millions of random inserts
             s.execute(text(f"DROP INDEX {index.name}"))
-        with _progress(table.num_rows, "events", progress) as bar:
+        with _progress(table.num_rows, "events", progress) as bar, _large_cache(cursor, pg):
             write = bulk_events.write_postgres if pg else bulk_events.write_sqlite
             write(cursor, table, utcnow(), bar)
-        for index in indexes:
-            index.create(s.connection())
-        profiles = update_profiles(s, frame) if len(frame) else 0
-        if len(frame):
-            update_aggregates(s, frame)
+            for index in indexes:
+                index.create(s.connection())
+            profiles = update_profiles(s, frame) if len(frame) else 0
+            if len(frame):
+                update_aggregates(s, frame)
     return _done("events", path, table.num_rows, profiles, start, store, skipped)
 
 
