@@ -15,7 +15,8 @@ import json
 import logging
 from collections.abc import Iterator
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Table, Text, cast, select
 from tqdm import tqdm
 
@@ -45,61 +46,54 @@ def _chunks(store: Store, table: Table, columns: list[str], order: list[str], ch
         yield from result.partitions(chunk_rows)
 
 
-def _text(values, categorical: bool) -> pd.Series:
-    series = pd.Series(["" if v is None else v for v in values], dtype=object)
-    return series.astype("category") if categorical else series.astype(str)
+def _ids(values) -> pa.Array:
+    """Text ids (None as "") dictionary-encoded: ids repeat a lot, and the codes live in Arrow
+    buffers, not as Python strings that would pin the allocator's arenas chunk after chunk."""
+    return pc.dictionary_encode(pc.fill_null(pa.array(values, type=pa.string()), ""))
 
 
-def _events_chunk(rows) -> pd.DataFrame:
+def _events_chunk(rows) -> pa.Table:
     cols = dict(zip(EVENTS.names, zip(*rows, strict=True), strict=True))
-    props = cols["properties"]
-    return pd.DataFrame(
+    stamps = pd.to_datetime(list(cols["timestamp"]), utc=True, format="ISO8601")
+    return pa.table(
         {
-            # Ids repeat a lot: categories keep a 20M-row frame small while it grows.
-            "user_id": _text(cols["user_id"], True),
-            "item_id": _text(cols["item_id"], True),
-            "timestamp": pd.Series(
-                pd.to_datetime(list(cols["timestamp"]), utc=True, format="ISO8601"),
-                dtype="datetime64[ns, UTC]",
-            ),
-            "event_type": _text(cols["event_type"], True),
-            "quantity": np.asarray(cols["quantity"], dtype=np.int64),
-            "value": np.asarray(
-                [np.nan if v is None else v for v in cols["value"]], dtype=np.float64
-            ),
-            "session_id": _text(cols["session_id"], True),
-            "properties": _properties(props),
+            "user_id": _ids(cols["user_id"]),
+            "item_id": _ids(cols["item_id"]),
+            "timestamp": pa.Array.from_pandas(stamps).cast(pa.timestamp("ns", "UTC")),
+            "event_type": _ids(cols["event_type"]),
+            "quantity": pa.array(cols["quantity"], type=pa.int64()),
+            "value": pa.array(cols["value"], type=pa.float64()),
+            "session_id": _ids(cols["session_id"]),
+            "properties": _properties(cols["properties"]),
         }
     )
 
 
-def _properties(stored) -> pd.Series:
+def _properties(stored) -> pa.Array:
     """Stored JSON texts as canonical JSON (sorted keys, compact), converted once per distinct
-    text; a chunk without properties costs no object per row (training never reads them)."""
-    codes, distinct = pd.factorize(pd.Series(stored, dtype=object), use_na_sentinel=False)
-    canonical = [_json(json.loads(text) if text else None) for text in distinct]
-    if all(text == "{}" for text in canonical):
-        return pd.Series(["{}"] * len(codes), dtype="category")
-    return pd.Series(np.asarray(canonical, dtype=object)[codes], dtype="category")
+    text (training never reads them; one code per row)."""
+    encoded = pc.dictionary_encode(pc.fill_null(pa.array(stored, type=pa.string()), ""))
+    canonical = [
+        _json(json.loads(text) if text else None) for text in encoded.dictionary.to_pylist()
+    ]
+    distinct = pd.unique(pd.Series(canonical, dtype=object)).tolist()
+    recode = pa.array([distinct.index(text) for text in canonical], type=encoded.indices.type)
+    return pa.DictionaryArray.from_arrays(pc.take(recode, encoded.indices), pa.array(distinct))
 
 
 def _json(value) -> str:
     return "{}" if not value else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _concat(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
-    frames = list(chunks)
-    if not frames:
+def _concat(chunks: Iterator[pa.Table]) -> pd.DataFrame:
+    """One frame of the chunks: categorical ids and properties (categories made once here),
+    NaN for a missing value."""
+    tables = list(chunks)
+    if not tables:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in EVENTS.names})
-    out = {}
-    for name in frames[0].columns:
-        parts = [frame[name] for frame in frames]
-        if isinstance(parts[0].dtype, pd.CategoricalDtype):
-            out[name] = pd.api.types.union_categoricals(parts, ignore_order=True)
-            out[name] = pd.Series(out[name])
-        else:
-            out[name] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(out)
+    table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+    del tables
+    return table.to_pandas(self_destruct=True)
 
 
 def read_store_events(
