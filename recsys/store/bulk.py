@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,13 @@ from recsys.data.frame import pd
 from recsys.data.loaders import load_events, load_table
 from recsys.data.readers import column_names, line_of_row
 from recsys.store import bulk_events
-from recsys.store.bulk_aggregates import update_aggregates, update_profiles
+from recsys.store.bulk_aggregates import (
+    aggregate_inputs,
+    aggregate_rows,
+    profile_rows,
+    write_aggregates,
+    write_profiles,
+)
 from recsys.store.catalogue import ITEM_FIELDS, ITEM_RECORDS, write_items
 from recsys.store.catalogue import table_row as item_row
 from recsys.store.customers import USER_RECORDS, customer_problem, write_customers
@@ -171,15 +178,34 @@ def import_events(
         indexes = sorted(Event.__table__.indexes, key=lambda i: i.name) if rebuild else []
         for index in indexes:  # building an index by one sort beats millions of random inserts
             s.execute(text(f"DROP INDEX {index.name}"))
+        inputs = aggregate_inputs(s, frame) if len(frame) else None  # read before writing
         with _progress(table.num_rows, "events", progress) as bar, _large_cache(cursor, pg):
-            write = bulk_events.write_postgres if pg else bulk_events.write_sqlite
-            write(cursor, table, utcnow(), bar)
+            folded = _write_and_fold(cursor, table, frame, inputs, pg, bar)
             for index in indexes:
                 index.create(s.connection())
-            profiles = update_profiles(s, frame) if len(frame) else 0
-            if len(frame):
-                update_aggregates(s, frame)
+            profiles = write_profiles(s, folded[0]) if folded[0] else 0
+            if folded[1]:
+                write_aggregates(s, folded[1])
     return _done("events", path, table.num_rows, profiles, start, store, skipped)
+
+
+def _write_and_fold(cursor, table, frame, inputs, pg: bool, bar) -> tuple[list, list]:
+    """Write the events and compute their profile and aggregate rows; on PostgreSQL both at
+    once (the server parses the COPY while this process folds the frame)."""
+
+    def fold() -> tuple[list, list]:
+        if inputs is None:
+            return [], []
+        return profile_rows(frame, pg), aggregate_rows(frame, inputs, pg)
+
+    if not pg:  # the SQLite driver binds rows under the GIL: nothing to overlap with
+        bulk_events.write_sqlite(cursor, table, utcnow(), bar)
+        return fold()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        copying = pool.submit(bulk_events.write_postgres, cursor, table, utcnow(), bar)
+        folded = fold()
+        copying.result()
+    return folded
 
 
 def _done(kind: str, path: Path, rows: int, profiles: int, start: float, store: Store,

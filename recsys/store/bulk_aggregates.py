@@ -13,6 +13,7 @@ imported customers' segments (import itself does not call the event path's subsc
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -98,8 +99,8 @@ def _text(value: datetime | None, pg: bool) -> str | None:
     return value.isoformat() if pg else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def update_profiles(session: Session, events: pd.DataFrame) -> int:
-    """Fold the imported ``events`` (loader frame) into ``user_profiles``; returns users."""
+def profile_rows(events: pd.DataFrame, pg: bool) -> list[tuple]:
+    """The ``user_profiles`` upsert rows of the imported ``events`` (loader frame); no I/O."""
     purchase = (events["event_type"] == PURCHASE).to_numpy()
     frame = pd.DataFrame({
         "user_id": events["user_id"].to_numpy(), "timestamp": _utc(events["timestamp"]),
@@ -109,13 +110,20 @@ def update_profiles(session: Session, events: pd.DataFrame) -> int:
     totals = groups.agg(first=("timestamp", "min"), last=("timestamp", "max"),
                         n=("purchase", "size"), purchases=("purchase", "sum"),
                         revenue=("revenue", "sum"))  # fmt: skip
-    pg = is_postgres(session)
     first, last = _texts(totals["first"].to_numpy(), pg), _texts(totals["last"].to_numpy(), pg)
-    rows = list(zip(totals.index, first, last, totals["n"].tolist(),
+    return list(zip(totals.index, first, last, totals["n"].tolist(),
                     totals["purchases"].astype(int).tolist(), totals["revenue"].tolist(),
                     strict=True))  # fmt: skip
+
+
+def write_profiles(session: Session, rows: list[tuple]) -> int:
     _upsert(session, "user_profiles", _PROFILE_COLUMNS, rows, _profile_set(is_postgres(session)))
     return len(rows)
+
+
+def update_profiles(session: Session, events: pd.DataFrame) -> int:
+    """Fold the imported ``events`` (loader frame) into ``user_profiles``; returns users."""
+    return write_profiles(session, profile_rows(events, is_postgres(session)))
 
 
 def _stored_states(session: Session, users: list[str], lock: bool) -> dict[str, tuple]:
@@ -184,14 +192,30 @@ def _levels(series: pd.Series) -> tuple[list, list]:
     return index.get_level_values(0).tolist(), index.get_level_values(1).tolist()
 
 
-def update_aggregates(session: Session, events: pd.DataFrame, *, lock: bool = False) -> int:
-    """Fold the ``events`` (a loader frame, appended after every stored event) into
-    ``customer_aggregates`` and mark their customers pending segment evaluation; returns the
-    number of customers. ``lock``: see :func:`_stored_states` (the import locks the tables)."""
-    users = events["user_id"].to_numpy()
-    counts = pd.Series(users).value_counts(sort=False).to_dict()
+@dataclass
+class AggregateInputs:
+    """What the fold of imported events reads from the store before it computes."""
+
+    names: list[str]  # the events' users, sorted
+    counts: dict[str, int]  # events per user
+    stored: dict[str, tuple]  # user -> (stored state, seq), for users with a row
+    categories: dict[str, str]  # purchased item -> catalogue category
+
+
+def aggregate_inputs(session: Session, events: pd.DataFrame, *, lock: bool = False):
+    """Read what :func:`aggregate_rows` needs (``lock``: see :func:`_stored_states`)."""
+    counts = pd.Series(events["user_id"].to_numpy()).value_counts(sort=False).to_dict()
     names = sorted(counts)
-    stored = _stored_states(session, names, lock)
+    bought = events["item_id"][(events["event_type"].astype(str) == PURCHASE).to_numpy()]
+    return AggregateInputs(names, counts, _stored_states(session, names, lock),
+                           categories_of(session, bought.unique()))  # fmt: skip
+
+
+def aggregate_rows(events: pd.DataFrame, inputs: AggregateInputs, pg: bool) -> list[tuple]:
+    """The ``customer_aggregates`` upsert rows: ``events`` (a loader frame, appended after every
+    stored event) folded onto the stored states, customers marked pending; no I/O."""
+    users = events["user_id"].to_numpy()
+    names, counts, stored = inputs.names, inputs.counts, inputs.stored
     states = {u: stored[u][0] if u in stored else empty_state() for u in names}
     kinds = events["event_type"].astype(str).to_numpy()
     latest = pd.DataFrame({"user_id": users, "kind": kinds, "at": _utc(events["timestamp"])})
@@ -207,8 +231,7 @@ def update_aggregates(session: Session, events: pd.DataFrame, *, lock: bool = Fa
         if state["last_purchase_at"] is None or at > state["last_purchase_at"]:
             state["last_purchase_at"] = at
     bought = kinds == PURCHASE
-    category = events["item_id"][bought]
-    category = category.map(categories_of(session, category.unique()))
+    category = events["item_id"][bought].map(inputs.categories)
     values = events["value"][bought].fillna(0.0).tolist()
     # one by one in commit order: the same float sums as the event path's fold
     for user, name, value in zip(users[bought].tolist(), category.tolist(), values, strict=True):
@@ -219,7 +242,7 @@ def update_aggregates(session: Session, events: pd.DataFrame, *, lock: bool = Fa
         counts_of[name] = counts_of.get(name, 0) + 1
         spend_of[name] = spend_of.get(name, 0.0) + value
     _carts(events, states)
-    pg, rows = is_postgres(session), []
+    rows = []
     for user in names:
         state, cart = states[user], states[user]["cart"]
         state["cart_quantity"] = sum(line["quantity"] for line in cart.values())
@@ -228,8 +251,20 @@ def update_aggregates(session: Session, events: pd.DataFrame, *, lock: bool = Fa
         rows.append((user, _text(state["last_purchase_at"], pg),
                      *(_json(state[name]) for name in _JSON),
                      state["cart_quantity"], state["cart_value"], seq, True))  # fmt: skip
+    return rows
+
+
+def write_aggregates(session: Session, rows: list[tuple]) -> int:
     _upsert(session, "customer_aggregates", _AGGREGATE_COLUMNS, rows, _AGGREGATE_SET)
     return len(rows)
+
+
+def update_aggregates(session: Session, events: pd.DataFrame, *, lock: bool = False) -> int:
+    """Fold the ``events`` (a loader frame, appended after every stored event) into
+    ``customer_aggregates`` and mark their customers pending segment evaluation; returns the
+    number of customers. ``lock``: see :func:`_stored_states` (the import locks the tables)."""
+    inputs = aggregate_inputs(session, events, lock=lock)
+    return write_aggregates(session, aggregate_rows(events, inputs, is_postgres(session)))
 
 
 FOLD_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "quantity", "value")

@@ -17,7 +17,7 @@ An optional ``event_id`` column makes a re-import idempotent: rows whose id is s
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -135,11 +135,14 @@ def write_postgres(cursor, table: pa.Table, ingested_at: datetime, bar: tqdm) ->
     """``COPY`` ``table`` into ``events`` (psycopg 3 cursor, caller's transaction)."""
     names = list(table.column_names)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    stamp = pa.scalar(ingested_at, pa.timestamp("us", "UTC"))
+    # Times go as ISO text: Arrow's CSV writer formats zoned timestamps ~20x slower than a cast.
+    stamp = pa.scalar(ingested_at.astimezone(UTC).isoformat(timespec="microseconds"))
     sql = f"COPY events ({', '.join(names)}, ingested_at) FROM STDIN (FORMAT csv)"
     with cursor.copy(sql) as copy:
         for start in range(0, table.num_rows, CHUNK):
             chunk = table.slice(start, CHUNK)
+            text = time_text(chunk["timestamp"], iso=True)
+            chunk = chunk.set_column(names.index("timestamp"), "timestamp", text)
             chunk = chunk.append_column("ingested_at", pa.repeat(stamp, chunk.num_rows))
             buffer = io.BytesIO()
             pacsv.write_csv(chunk, buffer, options)
