@@ -180,32 +180,34 @@ def import_events(
             s.execute(text(f"DROP INDEX {index.name}"))
         inputs = aggregate_inputs(s, frame) if len(frame) else None  # read before writing
         with _progress(table.num_rows, "events", progress) as bar, _large_cache(cursor, pg):
-            folded = _write_and_fold(cursor, table, frame, inputs, pg, bar)
-            for index in indexes:
-                index.create(s.connection())
+            folded = _write_and_fold(s, cursor, table, (frame, inputs), indexes, bar)
             profiles = write_profiles(s, folded[0]) if folded[0] else 0
             if folded[1]:
                 write_aggregates(s, folded[1])
     return _done("events", path, table.num_rows, profiles, start, store, skipped)
 
 
-def _write_and_fold(cursor, table, frame, inputs, pg: bool, bar) -> tuple[list, list]:
-    """Write the events and compute their profile and aggregate rows; on PostgreSQL both at
-    once (the server parses the COPY while this process folds the frame)."""
+def _write_and_fold(session, cursor, table, fold_of, indexes, bar) -> tuple[list, list]:
+    """Write the events, build ``indexes`` and compute the profile and aggregate rows of
+    ``fold_of`` (frame, inputs) in a thread meanwhile: the PostgreSQL server parses the COPY and
+    SQLite builds an index without holding the GIL. (SQLite's driver binds each inserted row
+    under the GIL, so there the fold starts after the insert.)"""
+    frame, inputs = fold_of
+    pg = is_postgres(session)
 
     def fold() -> tuple[list, list]:
         if inputs is None:
             return [], []
         return profile_rows(frame, pg), aggregate_rows(frame, inputs, pg)
 
-    if not pg:  # the SQLite driver binds rows under the GIL: nothing to overlap with
-        bulk_events.write_sqlite(cursor, table, utcnow(), bar)
-        return fold()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        copying = pool.submit(bulk_events.write_postgres, cursor, table, utcnow(), bar)
-        folded = fold()
-        copying.result()
-    return folded
+        folding = pool.submit(fold) if pg else None
+        write = bulk_events.write_postgres if pg else bulk_events.write_sqlite
+        write(cursor, table, utcnow(), bar)
+        folding = folding or pool.submit(fold)
+        for index in indexes:
+            index.create(session.connection())
+        return folding.result()
 
 
 def _done(kind: str, path: Path, rows: int, profiles: int, start: float, store: Store,
