@@ -10,8 +10,8 @@ process so that its peak memory is its own:
 The store is filled once with ``recsys import users`` and ``recsys import events`` (their rates are
 printed too). Prints one JSON line per stage.
 
-    .venv/bin/python benchmarks/store_scale.py                                   # 1M users, 20M events
-    .venv/bin/python benchmarks/store_scale.py --users 20000 --events-per-user 10  # a quick check
+    .venv/bin/python benchmarks/store_scale.py                        # 1M users, 20M events
+    .venv/bin/python benchmarks/store_scale.py --users 20000 --events-per-user 10   # quick
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def _stage_refresh(url: str, segments: int) -> dict:
         categories = sorted(items["category"].dropna().unique().tolist())[:12] or ["c0"]
         service = SegmentService(store)
         for k, node in enumerate(definitions(segments, categories)):
-            service.create(f"scale {k}", node, segment_id=f"scale-{k}")
+            # the refresh below evaluates them all at once (create would, one by one)
+            service.create(f"scale {k}", node, segment_id=f"scale-{k}", evaluate=False)
         start = time.perf_counter()
         summary = refresh(store, engine=service.engine)
     finally:
@@ -130,8 +131,9 @@ def main() -> None:
         config = ShopConfig(users=args.users, items=args.items, seed=3,
                             events_per_user=args.events_per_user)  # fmt: skip
         generate_shop(config, folder / "shop")
-        print(json.dumps({"stage": "generate", "users": args.users, "items": args.items,
-                          "seconds": round(time.perf_counter() - start, 1)}), flush=True)  # fmt: skip
+        seconds = round(time.perf_counter() - start, 1)
+        stage = {"stage": "generate", "users": args.users, "items": args.items, "seconds": seconds}
+        print(json.dumps(stage), flush=True)
         for result in _fill(url, folder / "shop"):
             print(json.dumps({"stage": f"import {result['kind']}", **result}), flush=True)
         for stage in ("read", "refresh"):
