@@ -7,6 +7,8 @@ SAMPLE := data/sample
 ADMIN_KEY_FILE := var/admin.key
 TRAINED := var/.trained-sample
 LOADED := var/.loaded-sample
+HISTORY := var/.history-sample
+REFRESHED := var/.refreshed-sample
 
 .PHONY: install test lint run sample train load clean
 
@@ -55,7 +57,19 @@ load: sample
 	@rm -f $(LOADED)
 	@$(MAKE) --no-print-directory $(LOADED)
 
-run: $(TRAINED) $(LOADED)
+# The shop's past events in the store, once (events are appended, not upserted: `make clean`
+# starts over), then one batch refresh: profiles, RFM groups and the example segments have
+# members from the start, and the shipped campaigns (e.g. win-back for "At Risk") send at once.
+$(HISTORY): $(SAMPLE)/events.parquet | $(STAMP)
+	$(BIN)/recsys import events $(SAMPLE)/events.parquet --no-progress
+	@mkdir -p var && touch $@
+
+$(REFRESHED): $(TRAINED) $(LOADED) $(HISTORY)
+	$(BIN)/recsys segments load configs/segments
+	$(BIN)/recsys segments refresh
+	@touch $@
+
+run: $(TRAINED) $(LOADED) $(REFRESHED)
 	$(BIN)/recsys segments load configs/segments
 	$(BIN)/recsys serve --admin-key-file $(ADMIN_KEY_FILE)
 
