@@ -11,6 +11,8 @@ import typer
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_HANDOVER_S = 15  # at most this long for the 503 placeholder on Ctrl-C
+
 
 def _examples(base: str, key_hint: str, user: str, item: str) -> str:
     return f"""
@@ -141,6 +143,27 @@ def ray_environment(settings) -> dict[str, str]:
     return env
 
 
+def _stop_leftover_haproxy(state_dir: str | None) -> None:
+    """Stop any HAProxy still running on this service's files after Ray has shut down.
+
+    Ray stops the HAProxy it started. An HAProxy that replaced it in a reload (``-sf``), when
+    the app was redeployed during shutdown, was seen left running with init as its parent,
+    still holding the port, so the next start failed with "address already in use".
+    """
+    if not state_dir:
+        return
+    import psutil
+
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "haproxy" in (process.info["name"] or "") and any(state_dir in a for a in cmdline):
+            logger.info("stopping leftover HAProxy %d", process.pid)
+            try:
+                process.terminate()
+            except psutil.Error:
+                pass
+
+
 def _free_port() -> int:
     import socket
 
@@ -240,5 +263,16 @@ def serve(
     # the controller and proxies. serve.shutdown() would have the controller kill itself inside
     # its own graceful_shutdown call, which the raylet reports as a failed task with "infinite
     # retries remaining".
-    ray_serve.run(starting_app(), name=APP_NAME, route_prefix="/")
+    # The hand-over is bounded: the controller was seen taking minutes to accept it (a
+    # second Ctrl-C does nothing under Ray), and stopping Ray ends the app in any case.
+    handover = threading.Thread(
+        target=ray_serve.run, args=(starting_app(),), daemon=True,
+        kwargs={"name": APP_NAME, "route_prefix": "/"},
+    )  # fmt: skip
+    handover.start()
+    handover.join(SHUTDOWN_HANDOVER_S)
+    if handover.is_alive():
+        typer.echo(f"the placeholder was not deployed within {SHUTDOWN_HANDOVER_S} s; "
+                   "stopping Ray anyway", err=True)  # fmt: skip
     ray.shutdown()
+    _stop_leftover_haproxy(os.environ.get("RAY_SERVE_HAPROXY_SERVER_STATE_BASE"))
