@@ -76,9 +76,10 @@ def _properties(stored) -> pa.Array:
     canonical = [
         _json(json.loads(text) if text else None) for text in encoded.dictionary.to_pylist()
     ]
-    distinct = pd.unique(pd.Series(canonical, dtype=object)).tolist()
-    recode = pa.array([distinct.index(text) for text in canonical], type=encoded.indices.type)
-    return pa.DictionaryArray.from_arrays(pc.take(recode, encoded.indices), pa.array(distinct))
+    code: dict[str, int] = {}  # texts that differ only in spacing or key order share one code
+    recode = pa.array([code.setdefault(text, len(code)) for text in canonical],
+                      type=encoded.indices.type)  # fmt: skip
+    return pa.DictionaryArray.from_arrays(pc.take(recode, encoded.indices), pa.array(list(code)))
 
 
 def _json(value) -> str:

@@ -108,20 +108,7 @@ def tiny_notebook_env(tmp_path, monkeypatch):
 def test_train_and_compare_runs_on_tiny_data(tiny_notebook_env, tmp_path):
     store = tiny_notebook_env
     before = _repo_footprint()
-    notebook = jupytext.read(TRAIN_AND_COMPARE)
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",
-        timeout=300,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},  # cwd as in Jupyter
-    )
-    with client.setup_kernel():
-        for index, cell in enumerate(notebook.cells):
-            client.execute_cell(cell, index)  # raises CellExecutionError with the traceback
-        probe = nbformat.v4.new_code_cell(PROBE)
-        notebook.cells.append(probe)
-        client.execute_cell(probe, len(notebook.cells) - 1)
-    report = json.loads(_texts(probe))
+    notebook, report = _execute(TRAIN_AND_COMPARE, PROBE)
 
     # The kernel is this interpreter (the venv that runs pytest), not some other python3.
     assert Path(report["executable"]).resolve() == Path(sys.executable).resolve()

@@ -88,6 +88,28 @@ def _expected(server: ModelServer, user: str) -> list[str]:
     return [item["item_id"] for item in answer["items"]][:K]
 
 
+def _enrol_and_send(client, marketer, settings, store, campaign_ids, users):
+    """Give ``users`` e-mail consent, trigger them into each campaign and run one worker pass
+    a minute later; returns the worker."""
+    for user in users:
+        store.customers.put(user, {"email": f"{user}@example.com", "consents": {"email": True}})
+    for campaign_id in campaign_ids:
+        response = client.post(f"/v1/campaigns/{campaign_id}/trigger",
+                               json={"user_ids": users}, headers=marketer)  # fmt: skip
+        assert response.json()["enrolled"] == len(users)
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    worker = build_worker(
+        settings,
+        store,
+        clock=lambda: now,
+        channels={},
+        lag_s=0,
+        settings=campaign_settings(campaign_secret=SECRET, frequency_cap=9),
+    )
+    worker.run_once()
+    return worker
+
+
 def test_each_arm_gets_its_own_model_version(registry_settings, store, keys, tmp_path):
     settings, registry = registry_settings
     champion = ModelServer(settings, store.erased_hashes)
@@ -112,22 +134,7 @@ def test_each_arm_gets_its_own_model_version(registry_settings, store, keys, tmp
                 "id": campaign_id, "status": "active", "definition": definition})  # fmt: skip
             assert response.status_code == 201, response.text
         users = [str(u) for u in champion.engine.user_ids[:40]]
-        for user in users:
-            store.customers.put(user, {"email": f"{user}@example.com", "consents": {"email": True}})
-        for campaign_id in ("ab", "by-version"):
-            response = client.post(f"/v1/campaigns/{campaign_id}/trigger",
-                                   json={"user_ids": users}, headers=marketer)  # fmt: skip
-            assert response.json()["enrolled"] == len(users)
-        now = datetime.now(UTC) + timedelta(minutes=1)
-        worker = build_worker(
-            settings,
-            store,
-            clock=lambda: now,
-            channels={},
-            lag_s=0,
-            settings=campaign_settings(campaign_secret=SECRET, frequency_cap=9),
-        )
-        worker.run_once()
+        worker = _enrol_and_send(client, marketer, settings, store, ("ab", "by-version"), users)
         report = client.get("/v1/campaigns/ab/report", headers=auth(keys["read"])).json()
 
     challenger = ModelServer(settings.model_copy(update={"model_uri": "models:/recsys/2"}),
@@ -168,19 +175,7 @@ def test_a_model_that_cannot_be_loaded_fails_its_sends(registry_settings, store,
         assert response.status_code == 201, response.text
         registry.client.delete_registered_model_alias("recsys", "retired")
         users = [str(u) for u in champion.engine.user_ids[:20]]
-        for user in users:
-            store.customers.put(user, {"email": f"{user}@example.com", "consents": {"email": True}})
-        client.post("/v1/campaigns/gone/trigger", json={"user_ids": users}, headers=marketer)
-        now = datetime.now(UTC) + timedelta(minutes=1)
-        worker = build_worker(
-            settings,
-            store,
-            clock=lambda: now,
-            channels={},
-            lag_s=0,
-            settings=campaign_settings(campaign_secret=SECRET, frequency_cap=9),
-        )
-        worker.run_once()
+        _enrol_and_send(client, marketer, settings, store, ("gone",), users)
         report = client.get("/v1/campaigns/gone/report", headers=auth(keys["read"])).json()
     sends = _sends(store, "gone")
     failed = [s for s in sends if s.arm == "challenger"]
