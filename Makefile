@@ -10,7 +10,7 @@ LOADED := var/.loaded-sample
 HISTORY := var/.history-sample
 REFRESHED := var/.refreshed-sample
 
-.PHONY: install test lint run sample train load clean
+.PHONY: install browser test lint run sample train load clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "recsys needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -28,7 +28,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install
+# Debian's Chromium for the console's browser tests (Playwright drives it; no browser download).
+# Where it cannot be installed (no apt, not root, offline) those tests skip with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1) || \
+	  echo "chromium could not be installed: the console's browser tests will skip"
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

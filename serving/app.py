@@ -23,6 +23,7 @@ from recsys.errors import (
     UnavailableError,
 )
 from recsys.store import Store
+from serving.console.app import create_console
 from serving.deps import AppState
 from serving.limits import BodySizeLimit
 from serving.metrics import MetricsMiddleware, ServiceMetrics
@@ -220,6 +221,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
     modules = (recommendations, items, events, users, admin, health, segments, campaigns, privacy)
     for module in modules:
         app.include_router(module.router)
+    app.mount("/console", create_console(app.state.recsys))
     recommendations.document_max_k(app, settings.max_k)
     _document_bad_bodies(app)
     _add_offline_docs(app)

@@ -53,6 +53,19 @@ class AppState:
         )
         self.limiter = RateLimiter(self.store, rate_limit_settings(), self.metrics.registry)
 
+    async def session_events(self, user_id: str) -> list[dict]:
+        """The customer's latest stored events, as the engine takes them for a live session."""
+        if self.settings.session_events <= 0:
+            return []
+        events = await run_in_threadpool(
+            self.store.events.recent, user_id, self.settings.session_events
+        )
+        return [
+            {"item_id": e["item_id"], "timestamp": e["timestamp"].timestamp(),
+             "event_type": e["event_type"]}
+            for e in events if e["item_id"]
+        ]  # fmt: skip
+
     def cached_key(self, plaintext: str) -> ApiKeyRecord | None:
         """The key's record when it was looked up less than KEY_CACHE_SECONDS ago."""
         cached = self._keys.get(plaintext)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import deque
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,6 +18,13 @@ from prometheus_client import (
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+RECOMMENDATION_ROUTES = frozenset(
+    {
+        "/v1/users/{user_id}/recommendations",
+        "/v1/items/{item_id:path}/similar",
+        "/v1/recommendations/cross-sell",
+    }
+)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -67,12 +76,68 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.recent = RecentTraffic()
+
+    def ingested(self, count: int) -> None:
+        self.events_ingested.inc(count)
+        self.recent.note_events(count)
+
     def set_model(self, version: str, kind: str) -> None:
         self.model_info.clear()
         self.model_info.labels(version=version, kind=kind).set(1)
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class RecentTraffic:
+    """The last minutes of this process's traffic, for the console's overview: Prometheus
+    counters hold totals since start, a rate needs a window. Thread-safe (sync routes run in
+    worker threads); bounded memory."""
+
+    def __init__(self, window_s: float = 300.0, max_samples: int = 50_000) -> None:
+        self.window_s = window_s
+        self._events: deque[tuple[float, int]] = deque()
+        self._answers: deque[tuple[float, float]] = deque(maxlen=max_samples)
+        self._lock = threading.Lock()
+
+    def _trim(self, now: float) -> None:
+        edge = now - self.window_s
+        while self._events and self._events[0][0] < edge:
+            self._events.popleft()
+        while self._answers and self._answers[0][0] < edge:
+            self._answers.popleft()
+
+    def note_events(self, count: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._events.append((now, count))
+            self._trim(now)
+
+    def note_answer(self, seconds: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._answers.append((now, seconds))
+            self._trim(now)
+
+    def summary(self, now: float | None = None) -> dict[str, float | int | None]:
+        """Events and recommendation answers in the last 60 s, and the answers' p99 over the
+        window (None before any answer)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            events = sum(n for t, n in self._events if t >= now - 60)
+            answers = [s for t, s in self._answers if t >= now - 60]
+            latencies = sorted(s for _, s in self._answers)
+        p99 = None
+        if latencies:
+            p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
+        return {
+            "events_per_minute": events,
+            "recommendations_per_minute": len(answers),
+            "recommendations_p99_ms": p99,
+            "window_s": self.window_s,
+        }
 
 
 class MetricsMiddleware:
@@ -120,7 +185,10 @@ class MetricsMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", "unmatched")
         method = scope.get("method", "")
-        self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.latency.labels(template, method).observe(elapsed)
+        if template in RECOMMENDATION_ROUTES and status < 400:
+            self.metrics.recent.note_answer(elapsed)
         if gone:  # not a server error: whatever was written (events) is committed
             self.metrics.disconnects.labels(template, method).inc()
             return

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from recsys.segments.evaluate import Customer, EventView
 from recsys.segments.rfm import group_of
+from recsys.store.db import read_session
 from recsys.store.profile_aggregates import CustomerAggregate
-from recsys.store.tables import Event, Item, UserProfile
+from recsys.store.tables import Event, Item, UserProfile, utcnow
 
 CHUNK = 500  # ids per IN (...) list
 _PROFILE = (
@@ -129,3 +130,11 @@ def _attach_events(session, customers, event_types, lookback, now) -> None:
         params = {"ids": chunk, "types": types, "since": since}
         for user, kind, ts, item, props, category in conn.execute(stmt, params):
             customers[user].events.append(EventView(kind, ts, item, category, props))
+
+
+def customer_document(engine: Engine, user_id: str) -> dict[str, Any] | None:
+    """One customer as segments see them (attributes, aggregates, RFM scores and group,
+    cluster, open cart), or None when no profile is stored."""
+    with read_session(engine) as session:
+        found = load_customers(session, [user_id], now=utcnow())
+    return found[user_id].doc if user_id in found else None

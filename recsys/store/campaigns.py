@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     delete,
+    func,
     select,
     update,
 )
@@ -266,24 +267,37 @@ class CampaignStore:
             return {r.id: row_dict(r) for r in s.scalars(stmt)}
 
     def messages(self, campaign_id: str | None = None, user_id: str | None = None,
-                 after: int = 0, limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
-        """Stored messages with their send (newest ids after ``after``), oldest first."""
+                 after: int = 0, limit: int = 100,
+                 newest_first: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+        """Stored messages with their send (ids after ``after``), oldest first (or the newest
+        ``limit``, newest first)."""
+        order = MessageRow.send_id.desc() if newest_first else MessageRow.send_id
         stmt = (
-            select(MessageRow, SendRow.status, SendRow.items, SendRow.arm, SendRow.step_id)
+            select(MessageRow, SendRow.status, SendRow.items, SendRow.arm, SendRow.step_id,
+                   SendRow.model_version)
             .join(SendRow, SendRow.id == MessageRow.send_id)
             .where(MessageRow.send_id > after)
-            .order_by(MessageRow.send_id)
+            .order_by(order)
             .limit(limit)
-        )
+        )  # fmt: skip
         if campaign_id is not None:
             stmt = stmt.where(MessageRow.campaign_id == campaign_id)
         if user_id is not None:
             stmt = stmt.where(MessageRow.user_id == user_id)
         with read_session(self.engine) as s:
             return [
-                {**row_dict(m), "status": st, "items": items or [], "arm": arm, "step_id": step}
-                for m, st, items, arm, step in s.execute(stmt)
-            ]
+                {**row_dict(m), "status": st, "items": items or [], "arm": arm, "step_id": step,
+                 "model_version": version}
+                for m, st, items, arm, step, version in s.execute(stmt)
+            ]  # fmt: skip
+
+    def sent_count(self, since: datetime) -> int:
+        """Messages sent (status ``sent``) at or after ``since``, by every campaign."""
+        stmt = select(func.count()).select_from(SendRow).where(
+            SendRow.status == "sent", SendRow.sent_at >= since
+        )
+        with read_session(self.engine) as s:
+            return int(s.scalar(stmt) or 0)
 
     def dead_letters(self, campaign_id: str | None = None, limit: int = 100) -> list[dict]:
         """Webhook messages given up, newest first."""

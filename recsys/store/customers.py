@@ -18,7 +18,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from recsys.data.errors import DataValidationError
@@ -179,6 +179,24 @@ class CustomerStore:
         with write_session(self.engine) as session:
             write_customers(session, [row], fields.keys(), source)
         return self.get(user_id)
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Customers whose id starts with ``query`` or whose e-mail is ``query`` (any case),
+        by id: what a support agent types to find one customer."""
+        query = query.strip()
+        if not query:
+            return []
+        by_id = UserProfile.user_id.startswith(query, autoescape=True)
+        by_email = func.lower(UserProfile.email) == query.lower()
+        stmt = (
+            select(UserProfile.user_id, UserProfile.email, UserProfile.country,
+                   UserProfile.last_seen)
+            .where(or_(by_id, by_email))
+            .order_by(UserProfile.user_id)
+            .limit(limit)
+        )  # fmt: skip
+        with read_session(self.engine) as session:
+            return [row._asdict() for row in session.execute(stmt)]
 
     def get(self, user_id: str) -> dict[str, Any] | None:
         """The customer's attributes plus the profile aggregates, or None when unknown."""

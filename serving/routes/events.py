@@ -54,7 +54,7 @@ def ingest_events(body: EventsIn, state: StateDep, key: IngestKey, _json: JsonBo
             f"at most {limit} events per request, got {len(body.events)}",
         )
     result = state.ingestor.ingest(body.events)
-    state.metrics.events_ingested.inc(result.accepted - result.duplicates)
+    state.metrics.ingested(result.accepted - result.duplicates)
     state.metrics.events_duplicate.inc(result.duplicates)
     state.metrics.events_rejected.inc(len(result.rejected))
     if body.events and len(result.rejected) == len(body.events):

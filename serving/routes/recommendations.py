@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
 from recsys.recommend import (
     CategoriesRequest,
@@ -83,19 +82,6 @@ def document_max_k(app: FastAPI, max_k: int) -> None:
     app.openapi = openapi
 
 
-async def _recent_events(state, user_id: str) -> list[dict]:
-    if state.settings.session_events <= 0:
-        return []
-    events = await run_in_threadpool(
-        state.store.events.recent, user_id, state.settings.session_events
-    )
-    return [
-        {"item_id": e["item_id"], "timestamp": e["timestamp"].timestamp(),
-         "event_type": e["event_type"]}
-        for e in events if e["item_id"]
-    ]  # fmt: skip
-
-
 @router.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsOut,
@@ -125,7 +111,7 @@ async def recommendations(
         min_price=min_price, max_price=max_price, suppress_recent=suppress_recent,
     )  # fmt: skip
     k = _check_k(k, state, "query")
-    events = await _recent_events(state, user_id)
+    events = await state.session_events(user_id)
     answer = await state.model.answer(RecommendRequest(user_id, k, events, filters))
     return RecommendationsOut(user_id=user_id, **answer)
 
@@ -175,7 +161,7 @@ async def cross_sell(body: CrossSellIn, state: StateDep, key: ReadKey) -> Recomm
         exclude_categories=body.exclude_category, min_price=body.min_price,
         max_price=body.max_price,
     )  # fmt: skip
-    events = await _recent_events(state, body.user_id) if body.user_id else None
+    events = await state.session_events(body.user_id) if body.user_id else None
     request = CrossSellRequest(body.items, k, body.user_id, events, filters, body.categories)
     answer = await state.model.answer(request)
     answer.pop("unknown_items", None)

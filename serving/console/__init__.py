@@ -1,0 +1,1 @@
+"""The web console for marketers and operators, served by the API application at /console."""
