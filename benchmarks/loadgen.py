@@ -81,6 +81,7 @@ class Phase:
             "rps": round(n / seconds, 1) if seconds else None,
             "p50_ms": pct(0.50),
             "p90_ms": pct(0.90),
+            "p95_ms": pct(0.95),
             "p99_ms": pct(0.99),
             "max_ms": round(ordered[-1] * 1000, 3) if n else None,
             "mean_ms": round(sum(ordered) / n * 1000, 3) if n else None,
@@ -151,6 +152,19 @@ def request_makers(options: dict, users: list[str], items: list[str], tag: str) 
     return {"healthz": healthz, "recommendations": recommendations, "events": events}
 
 
+def page_maker(name: str, users: list[str], items: list[str]):
+    """``page:/console/customers/{user}`` -> a GET of that page, ``{user}`` and ``{item}``
+    drawn per request from the run's ids (console pages; the session cookie carries the key)."""
+    template = name.removeprefix("page:")
+
+    def page(rng):
+        user = rng.choice(users)
+        path = template.replace("{user_prefix}", user[:-1]).replace("{user}", user)
+        return "GET", path.replace("{item}", rng.choice(items)), None, 1
+
+    return page
+
+
 async def drive(client, make_request, phase: Phase, workers: int, duration, requests, seed: str):
     """``workers`` coroutines send requests back to back until the time or count is up."""
     deadline = time.perf_counter() + duration if duration else None
@@ -188,16 +202,15 @@ def _client_process(conn, index: int, base_url, key, timeout, options, users, it
     loop = asyncio.new_event_loop()
     client = httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-        timeout=timeout,
+        timeout=timeout, cookies={"recsys_console": key},  # the console's session cookie
     )  # fmt: skip
     try:
         while (order := conn.recv()) is not None:
             name, concurrency, workers, duration, requests = order
             phase, cpu = Phase(name, concurrency), time.process_time()
             seed = f"{name}/{concurrency}/{index}"
-            loop.run_until_complete(
-                drive(client, makers[name], phase, workers, duration, requests, seed)
-            )
+            make = makers[name] if name in makers else page_maker(name, users, items)
+            loop.run_until_complete(drive(client, make, phase, workers, duration, requests, seed))
             conn.send(
                 {
                     "latencies": phase.latencies,

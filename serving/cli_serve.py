@@ -17,6 +17,7 @@ SHUTDOWN_HANDOVER_S = 15  # at most this long for the 503 placeholder on Ctrl-C
 def _examples(base: str, key_hint: str, user: str, item: str) -> str:
     return f"""
 recsys is serving on {base}  (OpenAPI docs: {base}/docs)
+Console for marketers and operators: {base}/console  (sign in with an API key, e.g. $KEY)
 
   export KEY={key_hint}
   curl {base}/healthz
