@@ -1,6 +1,7 @@
 """The A/B report of a campaign: per arm sends, deliveries, failures, conversions, conversion rate
-and revenue, uplift over the holdout with a confidence interval and a two-proportion z-test, and
-the same counts per day.
+(with its 95% Wilson interval) and revenue, uplift over the holdout with a confidence interval
+and a two-proportion z-test, and the same counts per day (in total and per arm, with each arm's
+conversion rate to date).
 
 A conversion (the campaign's ``conversion`` event, a purchase by default) is attributed to the
 last message the customer was sent before it, by any campaign, when that was at most
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
-from statsmodels.stats.proportion import proportions_ztest
+from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 from recsys.campaigns.definitions import Split, parse_campaign
 from recsys.errors import NotFoundError
@@ -83,9 +84,14 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
                  "conversions": 0, "converted": set(), "revenue": 0.0}
     )  # fmt: skip
     assigned: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    per_arm: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: {"enrolled": 0, "sends": 0, "conversions": 0,
+                                     "converted_customers": 0})
+    )  # fmt: skip
     for user, arm, arm_at, enrolled_at in enrolments:
         name = arm or NO_SPLIT
         arms[name]["enrolled"] += 1
+        per_arm[(arm_at or enrolled_at).date().isoformat()][name]["enrolled"] += 1
         if name in holdouts:
             assigned[user].append((arm_at or enrolled_at, name))
     timeline: dict[str, list[tuple[datetime, str | None]]] = defaultdict(list)
@@ -99,12 +105,14 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
             a["failed"] += status in ("failed", "dead")
             a["suppressed"] += status == "suppressed"
             days[at.date().isoformat()]["sends"] += status == "sent"
+            per_arm[at.date().isoformat()][arm or NO_SPLIT]["sends"] += status == "sent"
         if status == "sent":
             timeline[user].append((at, (arm or NO_SPLIT) if mine else None))
     for user, marks in assigned.items():
         timeline[user].extend(marks)
     for marks in timeline.values():
         marks.sort(key=lambda m: m[0])
+    first: dict[tuple[str, str], str] = {}  # (arm, user) -> day of the first conversion
     for user, at, value, _ in conversions:
         marks = timeline.get(user, [])
         i = bisect.bisect_right([m[0] for m in marks], at) - 1
@@ -114,14 +122,22 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
         a["conversions"] += 1
         a["converted"].add(user)
         a["revenue"] += float(value or 0.0)
-        days[at.date().isoformat()]["conversions"] += 1
+        day = at.date().isoformat()
+        days[day]["conversions"] += 1
+        per_arm[day][marks[i][1]]["conversions"] += 1
+        first[(marks[i][1], user)] = min(day, first.get((marks[i][1], user), day))
+    for (name, _), day in first.items():
+        per_arm[day][name]["converted_customers"] += 1
     base = next(iter(holdouts & set(arms)), None)
     out = []
     for name, a in sorted(arms.items()):
         converted = len(a.pop("converted"))
         rate = converted / a["enrolled"] if a["enrolled"] else 0.0
+        ci = None  # Wilson: sound at the small counts and the rates near 0 campaigns have
+        if a["enrolled"]:
+            ci = [float(x) for x in proportion_confint(converted, a["enrolled"], method="wilson")]
         entry = {"arm": name, "holdout": name in holdouts, **a, "converted_customers": converted,
-                 "conversion_rate": rate, "uplift": None}  # fmt: skip
+                 "conversion_rate": rate, "conversion_rate_ci95": ci, "uplift": None}  # fmt: skip
         out.append(entry)
     if base is not None:
         b = next(e for e in out if e["arm"] == base)
@@ -134,5 +150,25 @@ def campaign_report(engine: Engine, campaign_id: str) -> dict[str, Any]:
         "conversion": campaign.conversion,
         "attribution_days": campaign.attribution_days,
         "arms": out,
-        "days": [{"date": day, **counts} for day, counts in sorted(days.items())],
+        "days": _days(days, per_arm, sorted(arms)),
     }
+
+
+def _days(days: dict, per_arm: dict, names: list[str]) -> list[dict[str, Any]]:
+    """Per day: the totals, and per arm that day's counts with the arm's conversion rate to
+    date (customers converted so far / enrolled so far, the arms' rate as of that day)."""
+    out, enrolled, converted = [], dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+    for day in sorted(set(days) | set(per_arm)):
+        by_arm = {}
+        for name in names:
+            counts = dict(
+                per_arm.get(day, {}).get(name)
+                or {"enrolled": 0, "sends": 0, "conversions": 0, "converted_customers": 0}
+            )
+            enrolled[name] += counts["enrolled"]
+            converted[name] += counts["converted_customers"]
+            rate = converted[name] / enrolled[name] if enrolled[name] else None
+            by_arm[name] = {**counts, "conversion_rate_to_date": rate}
+        totals = days.get(day, {"sends": 0, "conversions": 0})
+        out.append({"date": day, **totals, "arms": by_arm})
+    return out

@@ -299,6 +299,16 @@ class CampaignStore:
         with read_session(self.engine) as s:
             return int(s.scalar(stmt) or 0)
 
+    def sent_counts(self) -> dict[str, int]:
+        """Messages sent (status ``sent``) per campaign id, in one grouped query."""
+        stmt = (
+            select(SendRow.campaign_id, func.count())
+            .where(SendRow.status == "sent")
+            .group_by(SendRow.campaign_id)
+        )
+        with read_session(self.engine) as s:
+            return {cid: int(n) for cid, n in s.execute(stmt)}
+
     def dead_letters(self, campaign_id: str | None = None, limit: int = 100) -> list[dict]:
         """Webhook messages given up, newest first."""
         stmt = select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit)
