@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from recsys.data.frame import pd
@@ -178,6 +178,21 @@ class ItemStore:
         with read_session(self.engine) as session:
             item = session.get(Item, item_id)
             return None if item is None else _as_dict(item)
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Items whose id starts with ``query`` or whose title contains it (any case), by id."""
+        query = query.strip()
+        if not query:
+            return []
+        stmt = (
+            select(Item)
+            .where(or_(Item.item_id.startswith(query, autoescape=True),
+                       Item.title.icontains(query, autoescape=True)))
+            .order_by(Item.item_id)
+            .limit(limit)
+        )  # fmt: skip
+        with read_session(self.engine) as session:
+            return [_as_dict(item) for item in session.scalars(stmt)]
 
     def deactivate(self, item_id: str) -> dict[str, Any]:
         """Mark the item inactive (deleted from the shop; kept for history) and return it.
