@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from recsys.errors import ConflictError, InvalidInputError
@@ -211,21 +211,37 @@ class SegmentService:
         now = self.engine.clock()
         size = self.store.segments.size(segment_id)
         changes = self.store.segments.daily_changes(segment_id, days, now)
-        sizes, running = [0] * days, size
-        for day in range(days - 1, -1, -1):  # walk back from today's end size
-            sizes[day] = running
-            running -= changes["entries"][day] - changes["exits"][day]
-        start = now.date() - timedelta(days=days - 1)
-        return {
-            "segment_id": segment_id,
-            "size": size,
-            "days": [
-                {
-                    "date": (start + timedelta(days=i)).isoformat(),
-                    "size": sizes[i],
-                    "entries": changes["entries"][i],
-                    "exits": changes["exits"][i],
-                }
-                for i in range(days)
-            ],
-        }
+        return _stats(segment_id, size, changes, days, now)
+
+    def stats_of_all(self, days: int = 30) -> dict[str, dict[str, Any]]:
+        """:meth:`stats` of every segment, by id, in three queries whatever their number."""
+        if not 1 <= days <= 366:
+            raise InvalidInputError(f"days: must be between 1 and 366, got {days}")
+        now = self.engine.clock()
+        ids = [row["id"] for row in self.store.segments.all()]
+        sizes = self.store.segments.sizes()
+        changes = self.store.segments.daily_changes_of(ids, days, now)
+        return {i: _stats(i, sizes.get(i, 0), changes[i], days, now) for i in ids}
+
+
+def _stats(
+    segment_id: str, size: int, changes: dict[str, list[int]], days: int, now: datetime
+) -> dict[str, Any]:
+    sizes, running = [0] * days, size
+    for day in range(days - 1, -1, -1):  # walk back from today's end size
+        sizes[day] = running
+        running -= changes["entries"][day] - changes["exits"][day]
+    start = now.date() - timedelta(days=days - 1)
+    return {
+        "segment_id": segment_id,
+        "size": size,
+        "days": [
+            {
+                "date": (start + timedelta(days=i)).isoformat(),
+                "size": sizes[i],
+                "entries": changes["entries"][i],
+                "exits": changes["exits"][i],
+            }
+            for i in range(days)
+        ],
+    }

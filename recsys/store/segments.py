@@ -223,6 +223,12 @@ class SegmentStore:
         with read_session(self.engine) as s:
             return int(s.scalar(stmt) or 0)
 
+    def sizes(self) -> dict[str, int]:
+        """Number of members of every segment that has any (one grouped query)."""
+        stmt = select(SegmentMember.segment_id, func.count()).group_by(SegmentMember.segment_id)
+        with read_session(self.engine) as s:
+            return {segment: int(n) for segment, n in s.execute(stmt)}
+
     def user_segments(self, user_id: str) -> list[dict[str, Any]]:
         """The segments ``user_id`` is in now, with when they entered."""
         stmt = (
@@ -248,17 +254,27 @@ class SegmentStore:
 
     def daily_changes(self, segment_id: str, days: int, now: datetime) -> dict[str, list[int]]:
         """Entries and exits per UTC day for the last ``days`` days (oldest first)."""
+        return self.daily_changes_of([segment_id], days, now)[segment_id]
+
+    def daily_changes_of(
+        self, segment_ids: Iterable[str], days: int, now: datetime
+    ) -> dict[str, dict[str, list[int]]]:
+        """:meth:`daily_changes` of each of ``segment_ids`` in one query (it uses the
+        ``(segment_id, at)`` index)."""
         start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        stmt = select(SegmentEvent.kind, SegmentEvent.at).where(
-            SegmentEvent.segment_id == segment_id, SegmentEvent.at >= start
+        ids = list(dict.fromkeys(segment_ids))
+        out = {segment: {"entries": [0] * days, "exits": [0] * days} for segment in ids}
+        if not ids:
+            return out
+        stmt = select(SegmentEvent.segment_id, SegmentEvent.kind, SegmentEvent.at).where(
+            SegmentEvent.segment_id.in_(ids), SegmentEvent.at >= start
         )
-        entries, exits = [0] * days, [0] * days
         with read_session(self.engine) as s:
-            for kind, at in s.execute(stmt):
+            for segment, kind, at in s.execute(stmt):
                 day = (at - start).days
                 if 0 <= day < days:
-                    (entries if kind == "entry" else exits)[day] += 1
-        return {"entries": entries, "exits": exits}
+                    out[segment]["entries" if kind == "entry" else "exits"][day] += 1
+        return out
 
     # -- shared state ---------------------------------------------------------------------
     def get_state(self, name: str, session: Session | None = None) -> dict[str, Any] | None:

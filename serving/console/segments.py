@@ -80,8 +80,9 @@ def _heat(grid: dict) -> dict:
 
 def _listing(state) -> dict:
     rows = []
+    every = state.segments.stats_of_all(DAYS)  # three queries, not three per segment
     for row in state.store.segments.all():
-        stats = state.segments.stats(row["id"], DAYS)
+        stats = every.get(row["id"]) or state.segments.stats(row["id"], DAYS)  # made meanwhile
         rows.append({**row, "size": stats["size"], "spark": _sparkline(stats),
                      "first": stats["days"][0]["size"]})  # fmt: skip
     clusters = state.store.segments.get_state(CLUSTERS_STATE) or {}

@@ -13,6 +13,7 @@ import numpy as np
 
 from recsys.segments import views
 from recsys.segments.rfm import group_of
+from recsys.segments.service import SegmentService
 from serving.console.segments import _heat
 
 VALID = {"type": "attribute", "path": "country", "op": "eq", "value": "FR"}
@@ -60,6 +61,15 @@ def test_the_projection_is_two_principal_components_with_fixed_signs():
     assert xy[:, 0].var() > xy[:, 1].var() > 1.5  # the two widest directions, widest first
     assert np.allclose(views.project_2d(x), xy)  # same picture on every call
     assert views.project_2d(np.zeros((0, 4))).shape == (0, 2)
+
+
+def test_the_batched_stats_equal_each_segments_own(live):
+    service = SegmentService(live.store)
+    every = service.stats_of_all(30)
+    assert set(every) == {row["id"] for row in live.store.segments.all()}
+    for segment_id, stats in every.items():
+        assert stats == service.stats(segment_id, 30)
+    assert any(stats["days"][-1]["entries"] for stats in every.values())
 
 
 # -- in the browser ------------------------------------------------------------------------------
