@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,6 +39,7 @@ class AppState:
     segments: SegmentService = field(init=False)
     scrubber: DerivedDataScrubber = field(init=False)
     limiter: RateLimiter = field(init=False)
+    audiences: Any = field(default=None, init=False)  # AudienceFinder of the served version
     _keys: dict[str, tuple[float, ApiKeyRecord]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -293,8 +293,10 @@ class CampaignStore:
 
     def sent_count(self, since: datetime) -> int:
         """Messages sent (status ``sent``) at or after ``since``, by every campaign."""
-        stmt = select(func.count()).select_from(SendRow).where(
-            SendRow.status == "sent", SendRow.sent_at >= since
+        stmt = (
+            select(func.count())
+            .select_from(SendRow)
+            .where(SendRow.status == "sent", SendRow.sent_at >= since)
         )
         with read_session(self.engine) as s:
             return int(s.scalar(stmt) or 0)

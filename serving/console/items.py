@@ -16,7 +16,7 @@ from recsys.recommend import CrossSellRequest, Filters, SimilarRequest
 from recsys.store import Role
 from serving.console.render import base_url, page
 from serving.console.session import ViewerDep, state_of
-from serving.routes.segments import _finder
+from serving.routes.segments import audience_finder
 
 router = APIRouter()
 K = 10
@@ -46,7 +46,7 @@ async def _answer(state, request) -> tuple[dict | None, str | None]:
 
 async def _audience(request: Request, state, item_id: str) -> tuple[list, str | None, str | None]:
     try:
-        finder = await _finder(request, state)
+        finder = await audience_finder(state)
         members = await run_in_threadpool(finder.affinity, AUDIENCE, item_id=item_id)
     except RecsysError as exc:
         return [], None, str(exc)

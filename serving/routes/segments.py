@@ -197,26 +197,28 @@ def user_segments(user_id: IdPath, state: StateDep, key: ReadKey) -> UserSegment
 _BUILDING = threading.Lock()  # one audience index build at a time
 
 
-def _build_finder(app, settings, version: str) -> AudienceFinder:
+def _build_finder(state, version: str) -> AudienceFinder:
     with _BUILDING:
-        cached = getattr(app.state, "audiences", None)
+        cached = state.audiences
         if cached is not None and cached.version == version:
             return cached
+        settings = state.settings
         uri = settings.model_uri
         if not Path(uri).is_dir():  # the served version, not whatever the alias names now
             name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
             uri = f"models:/{name}/{version}"
         bundle, _ = resolve_bundle(uri, settings.mlflow_tracking_uri, settings.var_dir)
-        app.state.audiences = AudienceFinder(bundle, version, device=settings.device)
-        return app.state.audiences
+        state.audiences = AudienceFinder(bundle, version, device=settings.device)
+        return state.audiences
 
 
-async def _finder(request: Request, state) -> AudienceFinder:
-    """The audience indexes of the served model version (built on first use after a swap)."""
+async def audience_finder(state) -> AudienceFinder:
+    """The audience indexes of the served model version (built on first use after a swap;
+    one per app, shared by the API and the console)."""
     version = str((await state.model.info()).get("version"))
-    finder = getattr(request.app.state, "audiences", None)
+    finder = state.audiences
     if finder is None or finder.version != version:
-        finder = await run_in_threadpool(_build_finder, request.app, state.settings, version)
+        finder = await run_in_threadpool(_build_finder, state, version)
     await run_in_threadpool(finder.forget_hashed, state.store.erased_hashes(), user_hash)
     return finder
 
@@ -248,12 +250,10 @@ AUDIENCE_ERRORS = {**BAD_BODY, 404: problem("Unknown item, category or segment")
     tags=["audiences"],
     responses=AUDIENCE_ERRORS,
 )
-async def affinity_audience(
-    body: AffinityIn, request: Request, state: StateDep, key: MarketerKey
-) -> AudienceOut:
+async def affinity_audience(body: AffinityIn, state: StateDep, key: MarketerKey) -> AudienceOut:
     """The ``n`` customers with the highest model score for ``item_id`` (or the mean of a
     ``category``'s items), best first; ``save`` stores them as a static segment with scores."""
-    finder = await _finder(request, state)
+    finder = await audience_finder(state)
     members = await run_in_threadpool(
         finder.affinity, body.n, item_id=body.item_id, category=body.category
     )
@@ -267,13 +267,11 @@ async def affinity_audience(
     tags=["audiences"],
     responses=AUDIENCE_ERRORS,
 )
-async def lookalike_audience(
-    body: LookalikeIn, request: Request, state: StateDep, key: MarketerKey
-) -> AudienceOut:
+async def lookalike_audience(body: LookalikeIn, state: StateDep, key: MarketerKey) -> AudienceOut:
     """The ``n`` customers closest (cosine of user embeddings) to the mean of the seed
     segment's members, none of them in it; ``save`` stores them as a static segment."""
     seed = await run_in_threadpool(_all_members, state, body.segment_id)
-    finder = await _finder(request, state)
+    finder = await audience_finder(state)
     members = await run_in_threadpool(finder.lookalike, seed, body.n)
     return await run_in_threadpool(_answer, state, key, finder, members, body.save)
 
