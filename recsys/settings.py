@@ -13,6 +13,7 @@ RECSYS_VAR_DIR                ``var``
 RECSYS_DEVICE                 ``auto`` (CUDA when torch sees a GPU)
 RECSYS_DATAFRAME              ``auto`` (cuDF's pandas accelerator when installed with a GPU)
 RECSYS_LOG_LEVEL              ``WARNING`` for the CLI, ``INFO`` for the service
+RECSYS_LOG_FORMAT             ``text``; ``json``: one JSON object per log line (``recsys.logs``)
 ============================  ============================================================
 """
 
@@ -66,6 +67,9 @@ if BaseSettings is not None:
         )
         log_level: str | None = Field(
             default=None, description="Logging level (CLI default WARNING, service INFO)."
+        )
+        log_format: Literal["text", "json"] = Field(
+            default="text", description="Log lines as text, or one JSON object per line."
         )
 
     def get_settings() -> CommonSettings:

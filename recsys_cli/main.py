@@ -5,12 +5,12 @@ This package sits above recsys, training and serving so that the library never i
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import typer
 
 from recsys.errors import InvalidInputError, NotFoundError, RecsysError
+from recsys.logs import configure_logging
 from recsys.settings import get_settings
 from recsys_cli import consume as consume_cmd
 from recsys_cli import evaluate as evaluate_cmd
@@ -73,15 +73,11 @@ def main() -> None:
     1 for an unavailable dependency or a conflict); any other exception is a bug and crashes
     with its traceback (exit 1)."""
     try:
-        level = get_settings().log_level or "WARNING"
+        settings = get_settings()
     except InvalidInputError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level or "WARNING", settings.log_format)
     try:
         app()
     except RecsysError as exc:

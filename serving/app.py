@@ -107,6 +107,7 @@ def _internal_error(request: Request, exc: BaseException) -> JSONResponse:
         request.url.path,
         request_id,
         exc_info=exc,
+        extra={"request_id": request_id},  # Starlette runs this handler outside the middleware
     )
     body = {"detail": "internal error; the server log has the details", "request_id": request_id}
     return _AsciiJSON(body, status_code=500, headers=id_headers(request.scope))
@@ -189,6 +190,7 @@ def create_app(settings: Settings, store: Store, model: ModelClient) -> FastAPI:
         ],
     )
     metrics = ServiceMetrics()
+    metrics.watch_store(store)
     app.state.recsys = AppState(settings=settings, store=store, model=model, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -227,14 +227,22 @@ def serve(
     from serving.deployments import build_app
     from serving.starting import APP_NAME, starting_app
 
-    ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+    json_logs = settings.log_format == "json"
+    # JSON: Ray's own driver logger propagates to ours, and the replicas' lines stay in their
+    # log files (Ray would print them here behind a "(ServeReplica ...)" prefix, not JSON).
+    ray.init(include_dashboard=False, logging_level=logging.WARNING,
+             configure_logging=not json_logs, log_to_driver=not json_logs)  # fmt: skip
     # serve.run connects to the Serve instance that serve.start made (the only way to set the
     # port) and says so at INFO ("New http_options ... will not be applied"): this driver logs
     # at WARNING, like the controller and proxies below.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     ray_serve.start(
         http_options={"host": settings.host, "port": settings.port},
-        logging_config={"log_level": "WARNING", "enable_access_log": False},
+        logging_config={
+            "log_level": "WARNING",
+            "enable_access_log": False,
+            "encoding": "JSON" if json_logs else "TEXT",
+        },
     )
     # The placeholder holds the route (503 + Retry-After, never 404) while the real app starts;
     # deploying the real app under the same name and prefix replaces it in place.

@@ -24,11 +24,25 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import LoggingConfig
 
 from recsys.device import cuda_available
+from recsys.logs import configure_logging
 from serving.settings import Settings, resolved
 
 logger = logging.getLogger(__name__)
 
 QUIET_LOGS = LoggingConfig(enable_access_log=False, log_level="WARNING")
+
+
+def serve_logging(settings: Settings) -> LoggingConfig:
+    """Ray Serve's own log lines (its ``ray.serve`` logger) in the format of the settings."""
+    encoding = "JSON" if settings.log_format == "json" else "TEXT"
+    return QUIET_LOGS.model_copy(update={"encoding": encoding})
+
+
+def replica_logging(settings: Settings) -> None:
+    """JSON lines from the replica's own loggers too (Ray Serve formats only ``ray.serve``);
+    the text format keeps Ray's defaults."""
+    if settings.log_format == "json":
+        configure_logging(settings.log_level or "WARNING", "json")
 
 
 @serve.deployment(name="model", max_ongoing_requests=64, logging_config=QUIET_LOGS)
@@ -40,6 +54,7 @@ class ModelDeployment:
         from serving.model_server import ModelServer
 
         self.settings = Settings(**settings)
+        replica_logging(self.settings)
         erased = functools.partial(read_erased_hashes, self.settings.database_url)
         self.server = ModelServer(self.settings, erased)
         self._batch.set_max_batch_size(self.settings.batch_max_size)
@@ -77,6 +92,7 @@ class ApiIngress:
 
         self.worker = worker  # the campaign worker runs by itself; bound here so it deploys
         self.settings = Settings(**settings)
+        replica_logging(self.settings)
         self.store = Store.open(self.settings.database_url)
         if self.settings.admin_key:  # e.g. `serve run configs/serve.yaml` with RECSYS_ADMIN_KEY
             self.store.keys.ensure_admin(self.settings.admin_key.get_secret_value())
@@ -102,6 +118,7 @@ class CampaignWorkerDeployment:
     def __init__(self, settings: dict, model: DeploymentHandle | None = None) -> None:
         from serving.worker import CampaignWorkerService
 
+        replica_logging(Settings(**settings))
         self.service = CampaignWorkerService(settings, model)
 
     def status(self) -> dict:
@@ -126,7 +143,11 @@ def build_app(args: Settings) -> Application:
     settings = resolved(Settings(**args.model_dump(exclude_unset=True)))
     values = settings.model_dump(mode="json", exclude={"admin_key"})  # keys never travel
     gpu = cuda_available() and settings.device != "cpu"
-    worker_options = {"ray_actor_options": {"num_cpus": min(settings.replica_num_cpus, 0.25)}}
+    logs = serve_logging(settings)
+    worker_options = {
+        "ray_actor_options": {"num_cpus": min(settings.replica_num_cpus, 0.25)},
+        "logging_config": logs,
+    }
     if serving_mode(settings) == "colocated":
         worker = CampaignWorkerDeployment.options(**worker_options).bind(values, None)
         return ApiIngress.options(
@@ -135,6 +156,7 @@ def build_app(args: Settings) -> Application:
                 "num_cpus": settings.replica_num_cpus,
                 "num_gpus": 1 if gpu else 0,
             },
+            logging_config=logs,
         ).bind(None, values, worker)
     model = ModelDeployment.options(
         num_replicas=settings.model_replicas,
@@ -142,8 +164,10 @@ def build_app(args: Settings) -> Application:
             "num_cpus": settings.replica_num_cpus,
             "num_gpus": 1 if gpu else 0,
         },
+        logging_config=logs,
     ).bind(values)
     return ApiIngress.options(
         num_replicas=settings.ingress_replicas,
         ray_actor_options={"num_cpus": settings.replica_num_cpus},
+        logging_config=logs,
     ).bind(model, values, CampaignWorkerDeployment.options(**worker_options).bind(values, model))

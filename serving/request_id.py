@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from recsys.logs import request_id as log_request_id
+
 HEADER = "X-Request-ID"
 _HEADER_KEY = HEADER.lower().encode("ascii")
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -53,4 +55,8 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*kept, *headers]}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = log_request_id.set(request_id_of(scope))
+        try:  # log lines written while the request is handled carry its id (recsys.logs)
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log_request_id.reset(token)
