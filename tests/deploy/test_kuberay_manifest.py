@@ -248,7 +248,8 @@ def test_serve_config_is_the_application_in_this_repo():
         assert name in deployments, f"deployment {name!r} is not in {module_name}"
         deployments[name].options(**options)  # Ray accepts the override
         # An override replaces the code's whole ray_actor_options (Ray's default is 1 CPU).
-        assert "num_cpus" in options.get("ray_actor_options", {"num_cpus": None}), name
+        actor = options.get("ray_actor_options")
+        assert actor is None or "num_cpus" in actor, f"{name}: ray_actor_options without num_cpus"
 
     # The same application as configs/serve.yaml, which the single-machine tests run.
     local = yaml.safe_load((ROOT / "configs" / "serve.yaml").read_text())["applications"][0]
