@@ -18,6 +18,8 @@ from prometheus_client import (
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from serving.activity_metrics import StoreActivityCollector
+
 RECOMMENDATION_ROUTES = frozenset(
     {
         "/v1/users/{user_id}/recommendations",
@@ -77,6 +79,11 @@ class ServiceMetrics:
         )
 
         self.recent = RecentTraffic()
+
+    def watch_store(self, store) -> None:
+        """Also report segment entries/exits and campaign sends, read from ``store`` at
+        scrape time (``serving.activity_metrics``: they happen in other processes too)."""
+        self.registry.register(StoreActivityCollector(store))
 
     def ingested(self, count: int) -> None:
         self.events_ingested.inc(count)
