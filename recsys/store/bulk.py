@@ -34,7 +34,7 @@ from recsys.data.errors import DataValidationError
 from recsys.data.frame import pd
 from recsys.data.loaders import load_events, load_table
 from recsys.data.readers import column_names, line_of_row
-from recsys.store import bulk_events
+from recsys.store import bulk_events, forked
 from recsys.store.bulk_aggregates import (
     aggregate_inputs,
     aggregate_rows,
@@ -189,9 +189,9 @@ def import_events(
 
 def _write_and_fold(session, cursor, table, fold_of, indexes, bar) -> tuple[list, list]:
     """Write the events, build ``indexes`` and compute the profile and aggregate rows of
-    ``fold_of`` (frame, inputs) in a thread meanwhile: the PostgreSQL server parses the COPY and
-    SQLite builds an index without holding the GIL. (SQLite's driver binds each inserted row
-    under the GIL, so there the fold starts after the insert.)"""
+    ``fold_of`` (frame, inputs) meanwhile: on PostgreSQL in a thread (the server parses the
+    COPY without our GIL), on SQLite in a forked process (its driver binds each inserted row
+    under the GIL, see :mod:`recsys.store.forked`)."""
     frame, inputs = fold_of
     pg = is_postgres(session)
 
@@ -201,10 +201,9 @@ def _write_and_fold(session, cursor, table, fold_of, indexes, bar) -> tuple[list
         return profile_rows(frame, pg), aggregate_rows(frame, inputs, pg)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        folding = pool.submit(fold) if pg else None
+        folding = pool.submit(fold) if pg or inputs is None else forked.start(fold, pool)
         write = bulk_events.write_postgres if pg else bulk_events.write_sqlite
         write(cursor, table, utcnow(), bar)
-        folding = folding or pool.submit(fold)
         for index in indexes:
             index.create(session.connection())
         return folding.result()
