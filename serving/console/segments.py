@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from markupsafe import Markup
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +28,7 @@ from recsys.segments.clusters import resolve_bundle
 from recsys.segments.definitions import dump
 from recsys.segments.service import rfm_segment_id
 from recsys.store import Role
-from serving.console.render import base_url, page
+from serving.console.render import base_url, chart_data, page
 from serving.console.session import Viewer, ViewerDep, WriterDep, state_of
 from serving.routes.segments import field_of, problem_of
 from serving.schemas_segments import PreviewIn, SegmentIn, SegmentUpdate
@@ -90,6 +91,7 @@ def _listing(state) -> dict:
         "segments": rows,
         "rfm": _heat(views.rfm_grid(views.rfm_score_counts(state.store))),
         "clusters": clusters.get("clusters", []),
+        "clusters_computed_at": clusters.get("computed_at"),
     }
 
 
@@ -138,8 +140,11 @@ def _scatter(projection: dict, clusters: dict[str, int]) -> dict:
     }
 
 
-async def _cluster_chart(request: Request, state) -> tuple[dict | None, str | None, str]:
-    """``(scatter spec, problem, model version)`` for the served model."""
+async def _cluster_chart(
+    request: Request, state, computed_at: str | None
+) -> tuple[Markup | None, str | None, str]:
+    """``(scatter spec as page JSON, problem, model version)`` for the served model, with the
+    clusters of the refresh made at ``computed_at``."""
     version = (await state.model.info()).get("version")
     if version is None:
         return None, "No model is served, so there are no user embeddings to draw.", ""
@@ -152,15 +157,22 @@ async def _cluster_chart(request: Request, state) -> tuple[dict | None, str | No
         return None, str(exc), version
     if projection["problem"]:
         return None, projection["problem"], version
-    clusters = await run_in_threadpool(views.stored_clusters, state.store, projection["user_ids"])
-    return _scatter(projection, clusters), None, version
+    # The clusters change only with a batch refresh: the drawn chart is kept per refresh.
+    cached = projection.get("chart")
+    if cached is None or cached[0] != computed_at:
+        clusters = await run_in_threadpool(
+            views.stored_clusters, state.store, projection["user_ids"]
+        )
+        cached = projection["chart"] = (computed_at, chart_data(_scatter(projection, clusters)))
+    return cached[1], None, version
 
 
 @router.get("/segments")
 async def segments(request: Request, viewer: ViewerDep):
     state = state_of(request)
     listing = await run_in_threadpool(_listing, state)
-    scatter, scatter_problem, version = await _cluster_chart(request, state)
+    computed_at = listing.pop("clusters_computed_at")
+    scatter, scatter_problem, version = await _cluster_chart(request, state, computed_at)
     return page(
         request, "segments.html", viewer, "segments", can_write=viewer.can(Role.MARKETER),
         scatter=scatter, scatter_problem=scatter_problem, model_version=version,
