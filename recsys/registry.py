@@ -235,6 +235,15 @@ class Registry:
         ]
         return sorted(rows, key=lambda row: row["version"], reverse=True)
 
+    def run_metrics(self, run_id: str) -> tuple[dict[str, float], bool]:
+        """The metrics a run logged, and whether the run has ended (its metrics are final);
+        ``({}, True)`` for a run that no longer exists."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return {}, True
+        return dict(run.data.metrics), run.info.status in ("FINISHED", "FAILED", "KILLED")
+
     def download_bundle(self, model_uri: str, dst: str | Path | None = None) -> Path:
         """Download the bundle directory of ``models:/recsys@champion`` (or any model URI)."""
         target = Path(dst) if dst else Path(tempfile.mkdtemp(prefix="recsys-bundle-"))

@@ -25,8 +25,7 @@ router = APIRouter()
 MAX_VERSIONS = 8  # columns of the metrics table: the newest versions
 _LOCK = threading.Lock()
 _REGISTRIES: dict[str, Any] = {}
-_RUN_METRICS: dict[str, dict[str, float]] = {}  # finished runs only: their metrics are final
-FINAL = ("FINISHED", "FAILED", "KILLED")
+_RUN_METRICS: dict[str, dict[str, float]] = {}  # ended runs only: their metrics are final
 
 
 def _registry(tracking_uri: str):
@@ -42,16 +41,12 @@ def _registry(tracking_uri: str):
 def _run_metrics(registry, run_id: str | None) -> dict[str, float]:
     if not run_id:
         return {}
-    if run_id in _RUN_METRICS:
-        return _RUN_METRICS[run_id]
-    try:
-        run = registry.client.get_run(run_id)
-    except Exception:  # a deleted run: the version stays listed, without metrics
-        return {}
-    metrics = dict(run.data.metrics)
-    if run.info.status in FINAL:
+    if run_id not in _RUN_METRICS:
+        metrics, final = registry.run_metrics(run_id)
+        if not final:  # a run still logging: read again next time
+            return metrics
         _RUN_METRICS[run_id] = metrics
-    return metrics
+    return _RUN_METRICS[run_id]
 
 
 def uses_registry(settings) -> bool:
