@@ -54,7 +54,23 @@ class JsonFormatter(logging.Formatter):
 
 
 class _RecsysHandler(logging.StreamHandler):
-    """The handler :func:`configure_logging` installs (told apart so a second call replaces it)."""
+    """The handler :func:`configure_logging` installs (told apart so a second call replaces it).
+
+    Without a stream of its own it writes to ``sys.stderr`` as it is at each record, not as it
+    was at the call: whatever replaced stderr since (a test runner's capture, now closed) is
+    never written to after the fact."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._follow_stderr = stream is None
+        super().__init__(stream)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr if self._follow_stderr else self._stream
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        self._stream = value
 
 
 def formatter(log_format: str) -> logging.Formatter:
@@ -73,7 +89,7 @@ def configure_logging(level: str, log_format: str = "text", stream: TextIO | Non
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _RecsysHandler)]:
         root.removeHandler(handler)
-    handler = _RecsysHandler(sys.stderr if stream is None else stream)
+    handler = _RecsysHandler(stream)
     handler.setFormatter(formatter(log_format))
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -98,3 +98,24 @@ def test_the_cli_writes_json_lines(tmp_path):
     lines = [json.loads(line) for line in logged]
     assert {"recsys.store.migrations", "recsys.store.keys"} <= {line["logger"] for line in lines}
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+def test_the_handler_follows_stderr_instead_of_keeping_a_closed_one(monkeypatch):
+    """A CLI call under a test runner must not leave a handler on a capture closed since."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        captured = io.StringIO()
+        monkeypatch.setattr("sys.stderr", captured)
+        configure_logging("INFO", "text")
+        captured.close()
+        live = io.StringIO()
+        monkeypatch.setattr("sys.stderr", live)
+        logging.getLogger("recsys.test").info("after the capture closed")
+        assert "after the capture closed" in live.getvalue()
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)

@@ -47,7 +47,7 @@ class LiveConsole:
         self.url, self.keys, self.store, self.settings = url, keys, store, settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live(shop_dir, bundle_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
     settings = Settings(
@@ -82,7 +82,7 @@ def live(shop_dir, bundle_dir, tmp_path_factory):
     store.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")

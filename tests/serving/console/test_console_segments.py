@@ -171,7 +171,10 @@ def test_create_a_segment_with_the_editor_and_its_live_preview(tab, live):
     # Edit: a broken definition is refused in place (422, message under the text area).
     tab.page.click("#edit-segment")
     tab.page.fill("#definition", json.dumps(INVALID))
-    with tab.page.expect_response(lambda r: r.request.method == "POST") as answer:
+    saved = f"/console/segments/{segment_id}"  # not the live preview's POST racing it
+    with tab.page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith(saved)
+    ) as answer:
         tab.page.click("#save")
     assert answer.value.status == 422
     assert "definition.children[1].window.seconds" in problem.inner_text()
