@@ -12,6 +12,7 @@ from serving.console.render import base_url, page
 from serving.console.session import (
     COOKIE,
     LOGIN_COOKIE,
+    ConsoleRefusal,
     SignInRequired,
     WriterDep,
     cookie_options,
@@ -62,6 +63,8 @@ async def login(
         await signed_in(request, api_key.strip())
     except SignInRequired as exc:
         return _login_form(request, 401, str(exc))
+    except ConsoleRefusal as exc:  # a key of another role, or over its rate
+        return _login_form(request, exc.status, str(exc))
     response = RedirectResponse(_safe_next(request, next), status_code=303)
     response.set_cookie(COOKIE, api_key.strip(), **cookie_options(request))
     response.delete_cookie(LOGIN_COOKIE, path=cookie_path(request))

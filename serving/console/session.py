@@ -25,6 +25,7 @@ COOKIE = "recsys_console"
 LOGIN_COOKIE = "recsys_console_login"  # the sign-in form's CSRF token (no session yet)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+PAGE_ROLES = (Role.READ, Role.MARKETER)  # what the API's GET routes need (admin always may)
 
 
 class SignInRequired(Exception):
@@ -101,6 +102,12 @@ async def signed_in(request: Request, token: str | None = None) -> Viewer:
     record = state.cached_key(token) or await run_in_threadpool(state.authenticate, token)
     if record is None:
         raise SignInRequired("unknown or revoked API key; sign in again")
+    if not record.role.satisfies(*PAGE_ROLES):  # an ingest key reads nothing on the API either
+        raise ConsoleRefusal(
+            403,
+            f"this key has role {record.role.value}; the console needs a key with role read, "
+            "marketer or admin (as the API's read routes do)",
+        )
     decision = await state.limiter.check(record, "read")
     if not decision.allowed:
         retry = str(max(1, math.ceil(decision.retry_after)))

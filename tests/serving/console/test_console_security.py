@@ -63,6 +63,15 @@ def test_sign_in_refuses_a_bad_key_and_a_missing_form_token(client, keys):
     assert forged.status_code == 403 and COOKIE not in forged.cookies
 
 
+def test_an_ingest_key_opens_no_page_as_it_reads_nothing_on_the_api(client, keys):
+    answer = sign_in(client, keys["ingest"])
+    assert answer.status_code == 403 and "role ingest" in answer.text
+    assert COOKIE not in answer.cookies
+    client.cookies.set(COOKIE, keys["ingest"], path="/console")
+    page = client.get("/console/customers/u0000", follow_redirects=False)
+    assert page.status_code == 403 and "needs a key with role read" in page.text
+
+
 def test_next_never_leaves_the_console(client, keys):
     answer = client.post(
         "/console/login",
