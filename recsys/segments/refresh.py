@@ -18,6 +18,7 @@ from recsys.segments import rfm
 from recsys.segments.clusters import refresh_clusters
 from recsys.segments.engine import SegmentEngine
 from recsys.segments.service import SegmentService
+from recsys.segments.shards import ShardRunner, plan_shards, serial_runner
 from recsys.store import Store, read_session, write_session
 from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.tables import UserProfile
@@ -79,6 +80,8 @@ def refresh(
     model_version: str = "",
     k: int | None = None,
     device: str = "auto",
+    shards: int = 1,
+    runner: ShardRunner | None = None,
 ) -> dict[str, Any]:
     """Recompute RFM, cluster the users of ``bundle`` (when given), install the built-in RFM
     groups and re-evaluate every segment for every customer.
@@ -93,12 +96,17 @@ def refresh(
         The served model; its user embeddings are clustered (``k=None``: k by silhouette).
     model_version, k, device
         Recorded with the clusters / passed to :func:`refresh_clusters`.
+    shards : int
+        Split the membership pass over this many user-id ranges
+        (:func:`recsys.segments.shards.plan_shards`), after RFM and clusters ran once.
+    runner : callable, optional
+        Runs the shards (e.g. as Ray tasks); default: one after another in this process.
 
     Returns
     -------
     dict
         ``customers``, ``rfm_scored``, ``clusters`` (or ``None``), ``changes`` (entries + exits
-        written) and ``seconds`` per stage.
+        written), ``seconds`` per stage and, when sharded, ``shards`` (each shard's result).
     """
     started = time.perf_counter()
     engine = engine or SegmentEngine(store)
@@ -124,14 +132,26 @@ def refresh(
             progress("memberships", done, total)
 
     mark = time.perf_counter()
-    changes = engine.evaluate_all(cause="refresh", progress=step)
+    results: list[dict[str, Any]] | None = None
+    if shards > 1 or runner is not None:
+        results = []
+        for result in (runner or serial_runner(store, engine))(plan_shards(store, shards)):
+            results.append(result)
+            step(result["customers"])
+        results.sort(key=lambda r: r["shard"])
+        changes = sum(r["changes"] for r in results)
+    else:
+        changes = engine.evaluate_all(cause="refresh", progress=step)
     timings["memberships"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     logger.info("segments refreshed: %d customers, %d changes", total, changes)
-    return {
+    summary = {
         "customers": total,
         "rfm_scored": int(cut.get("customers", 0)) if cut else 0,
         "clusters": clusters,
         "changes": changes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
+    if results is not None:
+        summary["shards"] = results
+    return summary
