@@ -11,6 +11,10 @@
 - ``CampaignWorkerDeployment`` runs the campaign worker loop (``serving.worker``) in one replica;
   it asks the model deployment through its handle in the ``split`` mode, else loads the engine.
 
+On a cluster, replicas prefer nodes with the labels of ``model_node_labels`` /
+``ingress_node_labels`` (and move elsewhere when those nodes are gone), and the model deployment
+autoscales between ``model_min_replicas`` and ``model_max_replicas`` when the latter is set.
+
 ``build_app(settings)`` is the typed application builder used by ``recsys serve`` and by
 ``configs/serve.yaml`` (``import_path: serving.deployments:build_app``).
 """
@@ -134,6 +138,35 @@ def serving_mode(settings: Settings) -> str:
     return "split" if cuda_available() and settings.device != "cpu" else "colocated"
 
 
+def preferring(labels: dict[str, str]) -> dict:
+    """Actor options that place a replica on a node with ``labels`` while one has room, else
+    on any node (Ray's label selector with a fallback): a replica lost with its node comes
+    back elsewhere instead of waiting for a node that may not return."""
+    if not labels:
+        return {}
+    return {"label_selector": dict(labels), "fallback_strategy": [{"label_selector": {}}]}
+
+
+def model_replicas(settings: Settings) -> dict:
+    """The model deployment's replica options: a fixed count, or autoscaling when
+    ``model_max_replicas`` is set."""
+    if settings.model_max_replicas is None:
+        return {"num_replicas": settings.model_replicas}
+    scaling = {
+        "min_replicas": settings.model_min_replicas,
+        "max_replicas": settings.model_max_replicas,
+        "target_ongoing_requests": settings.model_target_ongoing_requests,
+        "upscale_delay_s": settings.model_upscale_delay_s,
+        "downscale_delay_s": settings.model_downscale_delay_s,
+        "look_back_period_s": settings.model_look_back_s,
+    }
+    if settings.model_look_back_s <= 10.0:
+        # Replicas and handles report every metrics_interval_s (10 s unless set; deprecated
+        # but what Serve still reads), which must be shorter than the look-back window.
+        scaling["metrics_interval_s"] = settings.model_look_back_s / 2
+    return {"num_replicas": "auto", "autoscaling_config": scaling}
+
+
 def build_app(args: Settings) -> Application:
     """Assemble the application; the engine takes a GPU when torch sees one.
 
@@ -144,8 +177,9 @@ def build_app(args: Settings) -> Application:
     values = settings.model_dump(mode="json", exclude={"admin_key"})  # keys never travel
     gpu = cuda_available() and settings.device != "cpu"
     logs = serve_logging(settings)
+    near_ingress = preferring(settings.ingress_node_labels)
     worker_options = {
-        "ray_actor_options": {"num_cpus": min(settings.replica_num_cpus, 0.25)},
+        "ray_actor_options": {"num_cpus": min(settings.replica_num_cpus, 0.25)} | near_ingress,
         "logging_config": logs,
     }
     if serving_mode(settings) == "colocated":
@@ -155,19 +189,21 @@ def build_app(args: Settings) -> Application:
             ray_actor_options={
                 "num_cpus": settings.replica_num_cpus,
                 "num_gpus": 1 if gpu else 0,
-            },
+            }
+            | near_ingress,
             logging_config=logs,
         ).bind(None, values, worker)
     model = ModelDeployment.options(
-        num_replicas=settings.model_replicas,
+        **model_replicas(settings),
         ray_actor_options={
             "num_cpus": settings.replica_num_cpus,
             "num_gpus": 1 if gpu else 0,
-        },
+        }
+        | preferring(settings.model_node_labels),
         logging_config=logs,
     ).bind(values)
     return ApiIngress.options(
         num_replicas=settings.ingress_replicas,
-        ray_actor_options={"num_cpus": settings.replica_num_cpus},
+        ray_actor_options={"num_cpus": settings.replica_num_cpus} | near_ingress,
         logging_config=logs,
     ).bind(model, values, CampaignWorkerDeployment.options(**worker_options).bind(values, model))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from recsys.settings import CommonSettings
 
@@ -43,6 +43,42 @@ class Settings(CommonSettings):
     )
     model_replicas: int = Field(default=1, ge=1)
     ingress_replicas: int = Field(default=1, ge=1)
+    model_max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Set: the model deployment (split mode) autoscales between "
+        "model_min_replicas and this on its ongoing requests, and model_replicas is unused; "
+        "unset: model_replicas fixed replicas.",
+    )
+    model_min_replicas: int = Field(
+        default=1, ge=1, description="The autoscaled model deployment's floor (never zero)."
+    )
+    model_target_ongoing_requests: float = Field(
+        default=16.0,
+        gt=0,
+        description="Requests in flight or queued per model replica that autoscaling aims at; "
+        "above Serve's default of 2 because a replica answers a batch of requests at once.",
+    )
+    model_upscale_delay_s: float = Field(
+        default=30.0, ge=0, description="Load must call for more replicas this long first."
+    )
+    model_downscale_delay_s: float = Field(
+        default=600.0, ge=0, description="Load must allow fewer replicas this long first."
+    )
+    model_look_back_s: float = Field(
+        default=30.0, gt=0, description="Window over which ongoing requests are averaged."
+    )
+    model_node_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description='Ray node labels the model replicas prefer (e.g. {"recsys-node": "gpu"}); '
+        "a replica goes elsewhere only when no live node with them has room, so it is "
+        "re-placed when that node dies. Empty: any node.",
+    )
+    ingress_node_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Ray node labels the ingress and campaign worker replicas prefer, with "
+        "the same fallback. Empty: any node.",
+    )
     replica_num_cpus: float = Field(default=0.5, gt=0)
     max_events_per_request: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
@@ -67,6 +103,18 @@ class Settings(CommonSettings):
     )
     batch_max_size: int = Field(default=32, ge=1)
     batch_wait_timeout_s: float = Field(default=0.002, ge=0)
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> Settings:
+        if (
+            self.model_max_replicas is not None
+            and self.model_max_replicas < self.model_min_replicas
+        ):
+            raise ValueError(
+                f"model_max_replicas ({self.model_max_replicas}) is below model_min_replicas "
+                f"({self.model_min_replicas})"
+            )
+        return self
 
 
 def _absolute_sqlite(url: str) -> str:
