@@ -34,11 +34,33 @@ def refresh(
     ),
     k: int = typer.Option(None, "--k", min=1, help="Clusters (default: chosen by silhouette)."),
     no_clusters: bool = typer.Option(False, "--no-clusters", help="Skip the clusters."),
+    shards: int = typer.Option(
+        1,
+        "--shards",
+        min=1,
+        help="Evaluate memberships as this many Ray tasks over user-id ranges (1: in process).",
+    ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray-address",
+        help="Ray cluster for --shards (default: RAY_ADDRESS, set inside a Ray job; else a "
+        "local Ray started for the run).",
+    ),
 ) -> None:
     """Recompute RFM quintile edges and scores, the embedding clusters of the served model,
     install the built-in RFM groups and re-evaluate every segment for every customer, writing
-    the entry/exit events the real-time path missed."""
+    the entry/exit events the real-time path missed. With --shards N the membership pass runs
+    as N Ray tasks, each over one user-id range of the same store (PostgreSQL for a cluster of
+    several machines)."""
     settings = get_settings()
+    url = database_url or settings.database_url
+    runner = None
+    if ray_address and shards == 1:
+        raise InvalidInputError("--ray-address: only used with --shards N (N > 1)")
+    if shards > 1:
+        from serving.segment_shards import ray_runner  # Ray only when asked for
+
+        runner = ray_runner(url, address=ray_address)
     bundle, version = None, ""
     if not no_clusters:
         try:
@@ -47,7 +69,7 @@ def refresh(
             )
         except UnavailableError as exc:  # no model yet: RFM and rules still refresh
             typer.echo(f"clusters skipped: {exc}", err=True)
-    store = Store.open(database_url or settings.database_url)
+    store = Store.open(url)
     try:
         with typer.progressbar(length=1, label="segments", file=None) as bar:
             seen = {"total": None}
@@ -59,7 +81,7 @@ def refresh(
 
             summary = refresh_segments(
                 store, progress=progress, bundle=bundle, model_version=version, k=k,
-                device=settings.device,
+                device=settings.device, shards=shards, runner=runner,
             )  # fmt: skip
     finally:
         store.close()
@@ -73,6 +95,12 @@ def refresh(
         if summary["clusters"]:
             made = summary["clusters"]
             typer.echo(f"clusters: k={made['k']} over {made['users']:,} users")
+        for shard in summary.get("shards", []):
+            typer.echo(
+                f"shard {shard['shard']}: {shard['customers']:,} customers, "
+                f"{shard['changes']:,} entries/exits in {shard['seconds']}s"
+                + (f" on node {shard['node'][:12]}" if "node" in shard else "")
+            )
 
 
 @app.command("load")
