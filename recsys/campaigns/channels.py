@@ -2,7 +2,10 @@
 outbox (stored, not delivered: the default for e-mail when no SMTP host is configured).
 
 A channel gets a batch of rendered messages and returns, per message, ``None`` (delivered) or
-the error text. SMS and push are webhook profiles: the same channel, another URL and consent.
+the error text. It reports its progress as it goes (:class:`Progress`): right before a message
+leaves (for SMTP: after the envelope was accepted, before DATA) and once its outcome is known, so
+the deliverer can record each message as it happens and a worker killed mid-batch leaves at most
+one message in doubt. SMS and push are webhook profiles: the same channel, another URL and consent.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -24,6 +28,18 @@ from recsys.campaigns.settings import CampaignSettings
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Recsys-Signature"
+SKIPPED = "skipped: the delivery lease was lost (another worker took the message over)"
+
+
+class Progress:
+    """What a channel reports while it delivers a batch (this base ignores it)."""
+
+    def handover(self, index: int) -> bool:
+        """Message ``index`` is about to leave; False: do not send it (result :data:`SKIPPED`)."""
+        return True
+
+    def done(self, index: int, error: str | None) -> None:
+        """Message ``index`` was delivered (``error`` None) or failed."""
 
 
 class Channel(ABC):
@@ -31,8 +47,27 @@ class Channel(ABC):
     ``html``, ``url``, ``user_id``, ``campaign_id``, ``items``)."""
 
     @abstractmethod
-    def deliver(self, messages: list[dict[str, Any]]) -> list[str | None]:
-        """Per message: None when delivered, else the error."""
+    def deliver(
+        self, messages: list[dict[str, Any]], progress: Progress | None = None
+    ) -> list[str | None]:
+        """Per message: None when delivered, :data:`SKIPPED`, or the error."""
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+class _HandoverSMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client, asking ``handover`` between the accepted envelope and DATA: the
+    latest point before the server can take the message (it keeps nothing of a transaction
+    whose connection drops before the data's final dot)."""
+
+    handover: Callable[[], bool] = staticmethod(lambda: True)
+
+    async def data(self, message, /, **kwargs):
+        if not self.handover():
+            raise _LeaseLost
+        return await super().data(message, **kwargs)
 
 
 class SmtpChannel(Channel):
@@ -57,9 +92,10 @@ class SmtpChannel(Channel):
             mail.add_alternative(message["html"], subtype="html")
         return mail
 
-    async def _send_all(self, messages: list[dict[str, Any]]) -> list[str | None]:
+    async def _send_all(self, messages: list[dict[str, Any]], progress: Progress
+                        ) -> list[str | None]:  # fmt: skip
         s = self.settings
-        client = aiosmtplib.SMTP(
+        client = _HandoverSMTP(
             hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls, timeout=30
         )
         try:
@@ -70,12 +106,22 @@ class SmtpChannel(Channel):
             return [f"smtp connect: {exc}"] * len(messages)
         out: list[str | None] = []
         try:
-            for message in messages:
+            for index, message in enumerate(messages):
+                client.handover = lambda index=index: progress.handover(index)
                 try:
                     await client.send_message(self._email(message))
-                    out.append(None)
+                    error = None
+                except _LeaseLost:
+                    out.append(SKIPPED)
+                    try:  # drop the envelope so the next message can start its own
+                        await client.rset()
+                    except (aiosmtplib.SMTPException, OSError):
+                        pass
+                    continue
                 except (aiosmtplib.SMTPException, OSError) as exc:
-                    out.append(f"smtp: {exc}")
+                    error = f"smtp: {exc}"
+                progress.done(index, error)
+                out.append(error)
         finally:
             try:
                 await client.quit()
@@ -83,10 +129,12 @@ class SmtpChannel(Channel):
                 pass
         return out
 
-    def deliver(self, messages: list[dict[str, Any]]) -> list[str | None]:
+    def deliver(
+        self, messages: list[dict[str, Any]], progress: Progress | None = None
+    ) -> list[str | None]:
         if not messages:
             return []
-        return asyncio.run(self._send_all(messages))
+        return asyncio.run(self._send_all(messages, progress or Progress()))
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -101,9 +149,15 @@ class WebhookChannel(Channel):
         self.secret = secret
         self.client = httpx.Client(timeout=timeout_s, transport=transport)
 
-    def deliver(self, messages: list[dict[str, Any]]) -> list[str | None]:
+    def deliver(
+        self, messages: list[dict[str, Any]], progress: Progress | None = None
+    ) -> list[str | None]:
+        progress = progress or Progress()
         out: list[str | None] = []
-        for message in messages:
+        for index, message in enumerate(messages):
+            if not progress.handover(index):
+                out.append(SKIPPED)
+                continue
             payload = {
                 k: message.get(k)
                 for k in ("key", "campaign_id", "user_id", "channel", "recipient", "subject",
@@ -118,10 +172,12 @@ class WebhookChannel(Channel):
             try:
                 response = self.client.post(message["url"], content=body, headers=headers)
             except httpx.HTTPError as exc:
-                out.append(f"webhook: {type(exc).__name__}: {exc}")
-                continue
-            ok = 200 <= response.status_code < 300
-            out.append(None if ok else f"webhook: HTTP {response.status_code}")
+                error = f"webhook: {type(exc).__name__}: {exc}"
+            else:
+                ok = 200 <= response.status_code < 300
+                error = None if ok else f"webhook: HTTP {response.status_code}"
+            progress.done(index, error)
+            out.append(error)
         return out
 
 

@@ -14,6 +14,8 @@ RECSYS_PUBLIC_URL             base of unsubscribe links (``http://127.0.0.1:8000
 RECSYS_FREQUENCY_CAP          messages per customer and channel in the cap window (2)
 RECSYS_FREQUENCY_CAP_DAYS     the cap window in days (7)
 RECSYS_WEBHOOK_ATTEMPTS       webhook tries before the dead letter (5)
+RECSYS_DELIVERY_LEASE_S       seconds after which another worker takes over the sends a silent
+                              (dead) worker had claimed; renewed while it works (30)
 ============================  ============================================================
 """
 
@@ -46,6 +48,7 @@ class CampaignSettings(BaseSettings):
     frequency_cap_days: int = Field(default=7, ge=1)
     webhook_attempts: int = Field(default=5, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    delivery_lease_s: float = Field(default=30.0, gt=0)
 
     def secret(self) -> bytes:
         """The signing key: ``campaign_secret``, else one kept under the var directory."""

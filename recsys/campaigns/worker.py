@@ -1,8 +1,9 @@
 """The campaign worker: consume triggers, run due steps, deliver sends — in a loop.
 
 Everything it does is recorded in the database as it goes, so a worker can be killed at any
-point and a new one carries on (see :mod:`recsys.campaigns.runner` and
-:mod:`recsys.campaigns.delivery`). Time comes from ``clock`` so tests step through delays.
+point and a new one carries on — or, on PostgreSQL, the other workers already sharing the due
+steps and sends (see :mod:`recsys.campaigns.runner` and :mod:`recsys.campaigns.delivery`).
+Time comes from ``clock`` so tests step through delays.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class CampaignWorker:
         self.runner = StepRunner(store.engine, self.campaigns, self.sends, clock)
         self.triggers = TriggerConsumer(store.engine, self.campaigns, clock, lag_s,
                                         since=lambda: self._since)  # fmt: skip
-        self.deliverer = Deliverer(store.engine, channels, clock, self.settings.webhook_attempts)
-        self._recovered = False
+        self.deliverer = Deliverer(store.engine, channels, clock, self.settings.webhook_attempts,
+                                   self.settings.delivery_lease_s)  # fmt: skip
 
     def campaigns(self) -> dict[str, tuple[str, d.Campaign]]:
         """``id -> (status, definition)`` as last loaded by :meth:`reload`."""
@@ -98,9 +99,7 @@ class CampaignWorker:
     def run_once(self, max_batches: int = 1000) -> dict[str, int]:
         """Catch up: consume triggers, run every due step, deliver every due send."""
         self.reload()
-        if not self._recovered:
-            self.deliverer.recover()
-            self._recovered = True
+        self.deliverer.recover()  # every pass: another worker may have died since
         totals = {
             "events": 0,
             "segment_events": 0,
