@@ -36,6 +36,7 @@ from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.tables import Base, BigId, JSONObject, UTCDateTime, utcnow
 
 SEGMENT_ID_LENGTH = 64
+SQLITE_AUTOCHECKPOINT = 1000  # SQLite's default WAL size (pages) that triggers a checkpoint
 KINDS = ("rule", "static", "rfm")
 
 
@@ -458,13 +459,19 @@ class RealtimeSql:
 
 
 @contextmanager
-def realtime_transaction(engine: Engine, synchronous: str) -> Iterator[Any]:
+def realtime_transaction(
+    engine: Engine, synchronous: str, autocheckpoint: int = SQLITE_AUTOCHECKPOINT
+) -> Iterator[Any]:
     """A write transaction on a DBAPI cursor, committed on exit (rolled back on error).
 
     On SQLite it begins ``IMMEDIATE`` (as :func:`recsys.store.write_session` does) and commits
     with ``PRAGMA synchronous=NORMAL`` (no fsync; see
-    :func:`recsys.segments.engine.evaluation_session` for why that is safe there), restoring
-    ``synchronous`` after.
+    :func:`recsys.segments.engine.evaluation_session` for why that is safe there) and
+    ``wal_autocheckpoint=0``, restoring ``synchronous`` and ``autocheckpoint`` after. Without
+    the latter, the commit that takes the WAL past the checkpoint threshold copies it into the
+    database (milliseconds) inside the per-event path; with it, the next commit of another
+    transaction (an event append, which syncs anyway) checkpoints. Durability is unchanged: a
+    checkpoint only moves committed pages from the WAL into the database file.
     """
     pooled = engine.raw_connection()  # back to the pool (reset) on close
     try:
@@ -474,6 +481,7 @@ def realtime_transaction(engine: Engine, synchronous: str) -> Iterator[Any]:
         try:
             if sqlite:
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
                 cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
@@ -484,6 +492,7 @@ def realtime_transaction(engine: Engine, synchronous: str) -> Iterator[Any]:
         finally:
             if sqlite:
                 cursor.execute(f"PRAGMA synchronous={synchronous}")
+                cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
             cursor.close()
     finally:
         pooled.close()
