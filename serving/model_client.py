@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from ray.exceptions import RayActorError
 from starlette.concurrency import run_in_threadpool
 
+from recsys.errors import UnavailableError
 from recsys.recommend import Request
 from serving.failure import Failure
 
@@ -74,7 +76,13 @@ class RayModelClient(ModelClient):
         self.handle = handle
 
     async def send(self, request: Request) -> dict | Failure:
-        return await self.handle.answer.remote(request)
+        try:
+            return await self.handle.answer.remote(request)
+        except RayActorError as exc:  # the replica died with the request (e.g. its node was lost)
+            raise UnavailableError(
+                "the model replica answering this request went away; retry (another replica "
+                "takes over)"
+            ) from exc
 
     async def info(self) -> dict:
         return await self.handle.info.remote()

@@ -198,3 +198,23 @@ def test_item_ids_with_a_slash_are_queryable(settings, store, keys, slash_bundle
         assert missing.status_code == 404 and "shelf/none" in missing.json()["detail"]
         spec = client.get("/openapi.json").json()
         assert "/v1/items/{item_id}/similar" in spec["paths"]
+
+
+def test_a_request_whose_replica_died_is_unavailable_not_an_error():
+    """Ray raises RayActorError to the caller when the replica holding the request dies (its
+    node lost): the client turns it into a retryable UnavailableError (503 with Retry-After)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from ray.exceptions import RayActorError
+
+    from recsys.errors import UnavailableError
+    from recsys.recommend import RecommendRequest
+    from serving.model_client import RayModelClient
+
+    async def died(request):
+        raise RayActorError()
+
+    handle = SimpleNamespace(answer=SimpleNamespace(remote=died))
+    with pytest.raises(UnavailableError, match="went away"):
+        asyncio.run(RayModelClient(handle).answer(RecommendRequest("u1", 5)))
