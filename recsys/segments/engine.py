@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_STATE = "sweep"
 CHUNK = 1000  # customers per transaction in sweeps and refreshes
+STATISTICS_EVERY = 100  # chunks between two refreshes of the store's statistics in a pass
 
 
 def _now() -> datetime:
@@ -292,11 +293,19 @@ class SegmentEngine:
     def evaluate_all(self, *, cause: str, only: set[str] | None = None, progress=None) -> int:
         """Re-evaluate every customer (``only`` these segments); returns entries + exits."""
         written = 0
-        for ids in self.all_customers():
+        for number, ids in enumerate(self.all_customers()):
+            self.keep_statistics(number)
             written += self.evaluate(ids, cause=cause, only=only)
             if progress is not None:
                 progress(len(ids))
         return written
+
+    def keep_statistics(self, chunk_number: int) -> None:
+        """During a pass over many customers: the store's statistics refreshed before the first
+        chunk and every ``STATISTICS_EVERY`` chunks after (see
+        :meth:`recsys.store.segments.SegmentStore.refresh_statistics`)."""
+        if chunk_number % STATISTICS_EVERY == 0:
+            self.store.segments.refresh_statistics()
 
     def sweep(self) -> int:
         """Recover, then re-evaluate the time-dependent segments for every customer."""

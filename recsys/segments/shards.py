@@ -122,7 +122,8 @@ def evaluate_shard(
     engine = engine or SegmentEngine(store)
     started = time.perf_counter()
     customers = changes = 0
-    for ids in shard_customers(store, shard):
+    for number, ids in enumerate(shard_customers(store, shard)):
+        engine.keep_statistics(number)
         changes += engine.evaluate(ids, cause=cause)
         customers += len(ids)
     return {

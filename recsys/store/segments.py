@@ -218,6 +218,17 @@ class SegmentStore:
                 for m in s.scalars(stmt)
             ]
 
+    def refresh_statistics(self) -> None:
+        """On PostgreSQL, ``ANALYZE`` the membership tables. A batch pass grows them from few
+        rows to millions faster than autovacuum analyzes them, and with stale statistics the
+        planner reads a chunk's memberships by a sequential scan of the whole table instead of
+        its user index (seen at 1M customers: 0.5 s per 1,000-customer chunk). SQLite's
+        planner uses the index without statistics: nothing to do."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE segment_members, segment_events")
+
     def size(self, segment_id: str) -> int:
         """Number of members of a segment."""
         stmt = select(func.count()).where(SegmentMember.segment_id == segment_id)
