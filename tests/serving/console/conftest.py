@@ -13,6 +13,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,33 @@ class LiveConsole:
         self.url, self.keys, self.store, self.settings = url, keys, store, settings
 
 
+@contextmanager
+def serve_console(settings: Settings, store: Store, name: str) -> Iterator[LiveConsole]:
+    """The real app over ``store`` served by uvicorn on a free port, one key per role; the
+    server, the model and the store are closed afterwards."""
+    keys = {role.value: store.keys.create(role, f"console {role.value}")[0] for role in Role}
+    server_model = ModelServer(settings, store.erased_hashes)
+    app = create_app(settings, store, LocalModelClient(server_model))
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the console's test server {name} did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveConsole(f"http://127.0.0.1:{port}", keys, store, settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        server_model.close()
+        store.close()
+
+
 @pytest.fixture(scope="package")
 def live(shop_dir, bundle_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
@@ -61,25 +90,8 @@ def live(shop_dir, bundle_dir, tmp_path_factory):
     seed_shop(store, shop_dir, bundle_dir, tmp / "var")
     seed_hostile_customer(store)
     seed_campaigns(store, settings)
-    keys = {role.value: store.keys.create(role, f"console {role.value}")[0] for role in Role}
-    server_model = ModelServer(settings, store.erased_hashes)
-    app = create_app(settings, store, LocalModelClient(server_model))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="console-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the console's test server did not start")
-        time.sleep(0.05)
-    yield LiveConsole(f"http://127.0.0.1:{port}", keys, store, settings)
-    server.should_exit = True
-    thread.join(timeout=10)
-    server_model.close()
-    store.close()
+    with serve_console(settings, store, "console-server") as live:
+        yield live
 
 
 @pytest.fixture(scope="package")

@@ -5,18 +5,11 @@ marked, promote and reload for admin keys only."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import uvicorn
 
 from recsys.registry import CHAMPION, Registry
-from recsys.store import Role, Store
-from serving.app import create_app
-from serving.model_client import LocalModelClient
-from serving.model_server import ModelServer
-from tests.serving.console.conftest import ConsolePage, LiveConsole, _free_port
+from recsys.store import Store
+from tests.serving.console.conftest import ConsolePage, serve_console
 
 
 def _register(registry: Registry, bundle_dir, metrics: dict) -> str:
@@ -41,24 +34,8 @@ def registry_live(bundle_dir, live, tmp_path_factory):
         "model_uri": "models:/recsys@champion", "mlflow_tracking_uri": tracking,
     })  # fmt: skip
     store = Store.open(settings.database_url)
-    keys = {role.value: store.keys.create(role, f"console {role.value}")[0] for role in Role}
-    server_model = ModelServer(settings, store.erased_hashes)
-    app = create_app(settings, store, LocalModelClient(server_model))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="console-registry", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield LiveConsole(f"http://127.0.0.1:{port}", keys, store, settings)
-    server.should_exit = True
-    thread.join(timeout=10)
-    server_model.close()
-    store.close()
+    with serve_console(settings, store, "console-registry") as served:
+        yield served
 
 
 @pytest.fixture
