@@ -98,6 +98,16 @@ def _privacy(conn: Connection) -> None:
     create_tables(conn, *privacy.TABLES, key_rates.KeyRateRow.__tablename__)
 
 
+def _segment_indexes(conn: Connection) -> None:
+    from recsys.store import segments  # registers its tables on Base.metadata
+
+    # (user_id, segment_id) replaces (user_id): it also answers which segments a customer is in
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_segment_members_user")
+    for table in (segments.SegmentMember.__table__, segments.SegmentRow.__table__):
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "events, user_profiles, api_keys, audit_log, erasures", _initial),
     Migration(2, "items; user_profiles.time_zone and updated_at", _catalogue_and_customers),
@@ -105,6 +115,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "campaign tables", _campaigns),
     Migration(5, "items.change_seq (the catalogue change feed)", _catalogue_feed),
     Migration(6, "privacy_scrubs, consent_history, api_key_rates", _privacy),
+    Migration(7, "covering indexes of the per-event segment path", _segment_indexes),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

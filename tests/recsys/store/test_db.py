@@ -174,3 +174,31 @@ def test_a_failing_step_rolls_the_upgrade_back(db, monkeypatch):
         init_schema(engine)
     assert current_version(engine) == now
     assert "half_done" not in {c["name"] for c in inspect(engine).get_columns("events")}
+
+
+def test_step_7_gives_a_store_of_step_6_the_covering_segment_indexes(db):
+    engine = db.engine()
+    init_schema(engine)
+    # A store as step 6 left it: the membership index on user_id alone, none on segments.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_segment_members_user_segment")
+        conn.exec_driver_sql("DROP INDEX ix_segments_updated_at")
+        conn.exec_driver_sql("CREATE INDEX ix_segment_members_user ON segment_members (user_id)")
+        conn.execute(SchemaVersion.__table__.delete().where(SchemaVersion.version == 7))
+        conn.exec_driver_sql(
+            "INSERT INTO segment_members (segment_id, user_id, entered_at) "
+            "VALUES ('s1', 'u1', '2024-01-01 00:00:00.000000')"
+        )
+    assert current_version(engine) == 6
+    assert init_schema(engine) == latest_version() >= 7
+
+    def indexes(table):
+        return {i["name"]: i["column_names"] for i in inspect(engine).get_indexes(table)}
+
+    covering = {"ix_segment_members_user_segment": ["user_id", "segment_id"]}
+    assert indexes("segment_members") == covering
+    assert indexes("segments") == {"ix_segments_updated_at": ["updated_at"]}
+    with engine.connect() as conn:  # the rows are kept
+        rows = conn.exec_driver_sql("SELECT segment_id, user_id FROM segment_members").all()
+    assert [tuple(r) for r in rows] == [("s1", "u1")]
+    assert init_schema(engine) == latest_version()  # idempotent
