@@ -98,14 +98,33 @@ def _privacy(conn: Connection) -> None:
     create_tables(conn, *privacy.TABLES, key_rates.KeyRateRow.__tablename__)
 
 
-def _segment_indexes(conn: Connection) -> None:
+def _segment_path_tables(conn: Connection) -> None:
     from recsys.store import segments  # registers its tables on Base.metadata
 
+    members = segments.SegmentMember.__table__
     # (user_id, segment_id) replaces (user_id): it also answers which segments a customer is in
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_segment_members_user")
-    for table in (segments.SegmentMember.__table__, segments.SegmentRow.__table__):
+    if conn.dialect.name == "sqlite" and _has_rowid(conn, members.name):
+        # WITHOUT ROWID: a membership is one entry in its primary key, not a row plus that key
+        conn.exec_driver_sql(f"ALTER TABLE {members.name} RENAME TO {members.name}_old")
+        for index in members.indexes:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        members.create(conn)
+        columns = ", ".join(c.name for c in members.columns)
+        conn.exec_driver_sql(
+            f"INSERT INTO {members.name} ({columns}) SELECT {columns} FROM {members.name}_old"
+        )
+        conn.exec_driver_sql(f"DROP TABLE {members.name}_old")
+    for table in (members, segments.SegmentRow.__table__):
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+
+
+def _has_rowid(conn: Connection, table: str) -> bool:
+    sql = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).scalar_one()
+    return "WITHOUT ROWID" not in sql.upper()
 
 
 MIGRATIONS: list[Migration] = [
@@ -115,7 +134,8 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "campaign tables", _campaigns),
     Migration(5, "items.change_seq (the catalogue change feed)", _catalogue_feed),
     Migration(6, "privacy_scrubs, consent_history, api_key_rates", _privacy),
-    Migration(7, "covering indexes of the per-event segment path", _segment_indexes),
+    Migration(7, "segment_members WITHOUT ROWID (SQLite); covering indexes of the per-event "
+              "segment path", _segment_path_tables),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

@@ -65,7 +65,10 @@ class SegmentMember(Base):
     __tablename__ = "segment_members"
     # (user, segment) covers "the segments of a customer", read on every event: the index
     # alone answers it, without a lookup of each membership's row.
-    __table_args__ = (Index("ix_segment_members_user_segment", "user_id", "segment_id"),)
+    __table_args__ = (
+        Index("ix_segment_members_user_segment", "user_id", "segment_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     segment_id: Mapped[str] = mapped_column(String(SEGMENT_ID_LENGTH), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)

@@ -179,9 +179,18 @@ def test_a_failing_step_rolls_the_upgrade_back(db, monkeypatch):
 def test_step_7_gives_a_store_of_step_6_the_covering_segment_indexes(db):
     engine = db.engine()
     init_schema(engine)
-    # A store as step 6 left it: the membership index on user_id alone, none on segments.
+    # A store as step 6 left it: memberships in a rowid table (SQLite) with an index on
+    # user_id alone, no index on segments.
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_segment_members_user_segment")
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TABLE segment_members")
+            conn.exec_driver_sql(
+                "CREATE TABLE segment_members (segment_id VARCHAR(64) NOT NULL, "
+                "user_id VARCHAR(255) NOT NULL, entered_at DATETIME NOT NULL, score FLOAT, "
+                "PRIMARY KEY (segment_id, user_id))"
+            )
+        else:
+            conn.exec_driver_sql("DROP INDEX ix_segment_members_user_segment")
         conn.exec_driver_sql("DROP INDEX ix_segments_updated_at")
         conn.exec_driver_sql("CREATE INDEX ix_segment_members_user ON segment_members (user_id)")
         conn.execute(SchemaVersion.__table__.delete().where(SchemaVersion.version == 7))
@@ -201,4 +210,10 @@ def test_step_7_gives_a_store_of_step_6_the_covering_segment_indexes(db):
     with engine.connect() as conn:  # the rows are kept
         rows = conn.exec_driver_sql("SELECT segment_id, user_id FROM segment_members").all()
     assert [tuple(r) for r in rows] == [("s1", "u1")]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            sql = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'segment_members'"
+            ).scalar_one()
+        assert sql.rstrip().upper().endswith("WITHOUT ROWID")
     assert init_schema(engine) == latest_version()  # idempotent
