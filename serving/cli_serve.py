@@ -128,11 +128,14 @@ def ray_environment(settings) -> dict[str, str]:
     import tempfile
     from pathlib import Path
 
+    from serving import haproxy_wrapper
+
     base = Path(tempfile.gettempdir()) / f"recsys-haproxy-{settings.port}"
     base.mkdir(parents=True, exist_ok=True)
     env |= {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
-        "RAY_SERVE_HAPROXY_BINARY_PATH": binary,
+        # Ray's HAProxy with its 404 for "no application yet" turned into 503 + Retry-After
+        "RAY_SERVE_HAPROXY_BINARY_PATH": haproxy_wrapper.install(base, binary),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),

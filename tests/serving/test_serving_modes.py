@@ -67,6 +67,45 @@ def test_ray_environment_per_ingress(monkeypatch, tmp_path):
         cli_serve.ray_environment(Settings(ray_ingress="haproxy"))
 
 
+def test_haproxy_wrapper_turns_rays_404_for_no_application_into_503(tmp_path):
+    """The executable `recsys serve` gives Ray as its HAProxy binary rewrites the one line of
+    Ray's own config template (the installed Ray's) and runs the real binary with the same
+    arguments."""
+    from ray.serve._private.haproxy_templates import HAPROXY_CONFIG_TEMPLATE
+
+    from serving import haproxy_wrapper
+    from serving.starting import RETRY_AFTER_S
+
+    assert haproxy_wrapper.RETRY_AFTER_S == RETRY_AFTER_S
+    not_found = [line for line in HAPROXY_CONFIG_TEMPLATE.splitlines() if "status 404" in line]
+    assert len(not_found) == 1, not_found  # Ray's default_backend: the line the wrapper changes
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(f"backend default_backend\n{not_found[0]}\nbackend app\n    server a x\n")
+    real = tmp_path / "real-haproxy"
+    real.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'args'}\n")
+    real.chmod(0o755)
+    wrapper = haproxy_wrapper.install(tmp_path, str(real))
+    subprocess.run([wrapper, "-db", "-f", str(config), "-sf", "123"], check=True, timeout=30)
+    assert (tmp_path / "args").read_text().split() == ["-db", "-f", str(config), "-sf", "123"]
+    lines = config.read_text().splitlines()
+    assert lines[0] == "backend default_backend" and lines[2:] == ["backend app", "    server a x"]
+    assert lines[1] == "    " + haproxy_wrapper.STARTING
+    assert "status 503" in lines[1] and f"hdr Retry-After {RETRY_AFTER_S}" in lines[1]
+    # the real HAProxy accepts the rewritten line
+    from serving.cli_serve import haproxy_binary
+
+    binary = haproxy_binary()
+    if binary:
+        check = tmp_path / "check.cfg"
+        check.write_text(
+            "defaults\n    mode http\n    timeout client 1s\n    timeout server 1s\n"
+            "    timeout connect 1s\nfrontend f\n    bind 127.0.0.1:18999\n"
+            f"    default_backend default_backend\n{lines[0]}\n{lines[1]}\n"
+        )
+        done = subprocess.run([binary, "-c", "-f", str(check)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_starting_placeholder_answers_503_with_retry_after():
     from starlette.requests import Request
 
@@ -173,7 +212,8 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_recsys_serve_restart_under_load_answers_503_not_404(tmp_path, bundle_dir):
     """`recsys serve` (the default modes), then a restart, with clients asking throughout:
-    once the placeholder holds the route, no 404 through start-up, shutdown and restart."""
+    once the placeholder holds the route, no 404 through start-up, shutdown and restart; with
+    the HAProxy ingress, none before it either (:mod:`serving.haproxy_wrapper`)."""
     from recsys.store import Store
 
     port = _free_port()
@@ -204,3 +244,7 @@ def test_recsys_serve_restart_under_load_answers_503_not_404(tmp_path, bundle_di
     assert counts.get(503, 0) > 0  # the placeholder answered while the app started
     assert hammer.late_404 == 0, (counts, hammer.samples)
     assert set(counts) <= {200, 503, 404, "no connection"}, (counts, hammer.samples)
+    from serving.cli_serve import haproxy_binary
+
+    if haproxy_binary():  # the default ingress where HAProxy exists: not even before the route
+        assert hammer.early_404 == 0, (counts, hammer.samples)
