@@ -40,6 +40,16 @@ def _parse() -> argparse.Namespace:
 
 
 def _peak_rss_mib() -> float:
+    """This process's own peak RSS: ``VmHWM`` where /proc has it. ``ru_maxrss`` is kept across
+    ``execve``, so a stage started by this (multi-GB, after generating the shop) script would
+    report the parent's peak as its own."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
