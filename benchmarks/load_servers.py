@@ -6,6 +6,7 @@ until ``/readyz`` answers 200, and are stopped (SIGTERM, then the group) on exit
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 
 PLAIN_SERVER = Path(__file__).resolve().with_name("plain_server.py")
+UNCAPPED = "1000000/s"  # per-key rate of both servers' keys: far above what this load reaches
 SETTING_FLAGS = {  # argparse dest -> RECSYS_* variable both servers read
     "model_uri": "MODEL_URI",
     "database_url": "DATABASE_URL",
@@ -96,6 +98,12 @@ def served(kind: str, port: int, settings: dict, key: str | None, ready_timeout:
     env.update({"RECSYS_ADMIN_KEY": key, "RECSYS_HOST": "127.0.0.1", "RECSYS_PORT": str(port),
                 "PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true"})  # fmt: skip
     env.setdefault("RAY_AUTH_MODE", "disabled")
+    # The run measures serving, not the per-key rate limit: the admin key's default read rate
+    # (200/s) would cap both servers and turn the difference into 429s. The Redis check stays
+    # in every request's path; a rate set in the environment wins.
+    env.setdefault("RECSYS_RATE_READ", json.dumps({"admin": UNCAPPED, "marketer": UNCAPPED,
+                                                   "read": UNCAPPED, "ingest": UNCAPPED}))
+    env.setdefault("RECSYS_RATE_INGEST", UNCAPPED)
     for flag, name in SETTING_FLAGS.items():
         if settings.get(flag):
             env[f"RECSYS_{name}"] = settings[flag]
