@@ -14,9 +14,13 @@ arguments. Everything else (routing, reloads, health checks) is Ray's.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sys
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 2  # as serving.starting's placeholder (not imported: it imports Ray, which
 # must not read its RAY_SERVE_* settings before recsys serve has set them)
@@ -52,11 +56,17 @@ os.execv({real!r}, [{real!r}, *args])
 
 
 def install(folder: Path, real_binary: str) -> str:
-    """Write the wrapper for ``real_binary`` into ``folder``; returns its path."""
+    """Write the wrapper for ``real_binary`` into ``folder``; returns the binary Ray should
+    run: the wrapper, or ``real_binary`` itself where ``folder`` cannot hold executables (a
+    ``noexec`` mount), with Ray's 404 back for that moment."""
     script = _SCRIPT.format(
         python=sys.executable, pattern=NOT_FOUND.pattern, starting=STARTING, real=real_binary
     )
     path = Path(folder) / "haproxy"
     path.write_text(script)
     path.chmod(0o755)
+    if not os.access(path, os.X_OK):
+        logger.warning("%s cannot be executed (noexec?); HAProxy runs unwrapped and answers "
+                       "404 until the first application is deployed", path)  # fmt: skip
+        return real_binary
     return str(path)

@@ -106,6 +106,13 @@ def test_haproxy_wrapper_turns_rays_404_for_no_application_into_503(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_haproxy_wrapper_falls_back_to_the_real_binary_where_it_cannot_run(tmp_path, monkeypatch):
+    from serving import haproxy_wrapper
+
+    monkeypatch.setattr(haproxy_wrapper.os, "access", lambda *_: False)  # a noexec mount
+    assert haproxy_wrapper.install(tmp_path, "/usr/sbin/haproxy") == "/usr/sbin/haproxy"
+
+
 def test_starting_placeholder_answers_503_with_retry_after():
     from starlette.requests import Request
 
