@@ -3,7 +3,7 @@ changed.
 
 Ray's HAProxy ingress sends a request that matches no application to a backend that answers
 ``404 Path not found``. Under ``recsys serve`` the one application holds ``/``, so that backend
-is only reached before any application is deployed: in the second between HAProxy opening the
+is only reached before any application is deployed: in the seconds between HAProxy opening the
 port and the start-up placeholder (:mod:`serving.starting`) taking the route. A client that takes
 404 as final would drop its request there. Ray's template hard-codes the 404 and has no setting
 for it, but it runs whatever ``RAY_SERVE_HAPROXY_BINARY_PATH`` names: :func:`install` writes a
