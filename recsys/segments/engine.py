@@ -30,7 +30,6 @@ from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.segments import (
     DEFINITIONS,
     DEFINITIONS_VERSION,
-    RealtimeSql,
     realtime_transaction,
 )
 from recsys.store.tables import UserProfile
@@ -83,7 +82,6 @@ class SegmentEngine:
     def __init__(self, store: Store, clock: Callable[[], datetime] = _now) -> None:
         self.store, self.clock = store, clock
         self._defs = _NONE
-        self._sql: RealtimeSql | None = None
         self._recovered = False
 
     # -- definitions ----------------------------------------------------------------------
@@ -130,12 +128,9 @@ class SegmentEngine:
     # ORM), with the definitions compiled once and the segments to evaluate looked up by the
     # event types (:meth:`_Definitions.plan`).
     def _evaluate_events(self, types: dict[str, set[str]]) -> int:
-        now, engine = self.clock(), self.store.engine
-        sql = self._sql
-        if sql is None:
-            sql = self._sql = RealtimeSql(engine)
+        now, sql = self.clock(), self.store.segments.realtime_sql
         written = 0
-        with realtime_transaction(engine, SQLITE_SYNCHRONOUS) as cursor:
+        with realtime_transaction(self.store.engine, SQLITE_SYNCHRONOUS) as cursor:
             version = tuple(sql.version.rows(cursor, {})[0])
             defs = self._defs
             if version != defs.version:

@@ -46,7 +46,7 @@ from recsys.store.catalogue import ITEM_FIELDS, ITEM_RECORDS, write_items
 from recsys.store.catalogue import table_row as item_row
 from recsys.store.customers import USER_RECORDS, customer_problem, write_customers
 from recsys.store.customers import table_row as customer_row
-from recsys.store.db import is_postgres, mask_url, write_session
+from recsys.store.db import analyze, is_postgres, mask_url, write_session
 from recsys.store.store import Store
 from recsys.store.tables import ID_LENGTH, Event, utcnow
 
@@ -184,18 +184,10 @@ def import_events(
             profiles = write_profiles(s, folded[0]) if folded[0] else 0
             if folded[1]:
                 write_aggregates(s, folded[1])
-    _analyze(store, "events", "user_profiles", "customer_aggregates")
+    # fresh statistics: a segment refresh right after a 6M-event import scanned ``events`` once
+    # per 1,000-customer chunk until autovacuum got to it
+    analyze(store.engine, "events", "user_profiles", "customer_aggregates")
     return _done("events", path, table.num_rows, profiles, start, store, skipped)
-
-
-def _analyze(store: Store, *tables: str) -> None:
-    """On PostgreSQL, fresh statistics for tables a bulk import just filled: until autovacuum
-    gets to them the planner reads them by sequential scans (a segment refresh right after
-    a 6M-event import scanned ``events`` once per 1,000-customer chunk)."""
-    if store.engine.dialect.name != "postgresql":
-        return
-    with store.engine.begin() as connection:
-        connection.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
 
 
 def _write_and_fold(session, cursor, table, fold_of, indexes, bar) -> tuple[list, list]:

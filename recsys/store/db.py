@@ -214,6 +214,16 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+def analyze(engine: Engine, *tables: str) -> None:
+    """On PostgreSQL, refresh the planner's statistics of ``tables`` now. Tables filled or grown
+    by millions of rows in one go are read by sequential scans until autovacuum gets to them.
+    SQLite's planner uses the indexes without statistics: nothing to do there."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+
+
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     """Whether the bound database is PostgreSQL (else SQLite)."""
     bind = (

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from recsys.data.event_check import ID_LENGTH
 from recsys.errors import ConflictError, NotFoundError
-from recsys.store.db import dialect_insert, read_session, write_session
+from recsys.store.db import analyze, dialect_insert, read_session, write_session
 from recsys.store.erasure import erasure_hooks, rows_exporter
 from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.tables import Base, BigId, JSONObject, UTCDateTime, utcnow
@@ -123,6 +123,13 @@ class SegmentStore:
         self.engine = engine
         self._sql: RealtimeSql | None = None
 
+    @property
+    def realtime_sql(self) -> RealtimeSql:
+        """The per-event path's statements for this store's database, compiled once."""
+        if self._sql is None:
+            self._sql = RealtimeSql(self.engine)
+        return self._sql
+
     # -- definitions ----------------------------------------------------------------------
     def create(self, segment: dict[str, Any], session: Session | None = None) -> dict[str, Any]:
         """Insert a segment (keys of :class:`SegmentRow`); ``ConflictError`` if the id exists."""
@@ -200,12 +207,9 @@ class SegmentStore:
         changes = list(changes)
         if not changes:
             return 0
-        sql = self._sql
-        if sql is None:
-            sql = self._sql = RealtimeSql(self.engine)
         cursor = session.connection().connection.dbapi_connection.cursor()
         try:
-            sql.apply_changes(cursor, changes, at, cause)
+            self.realtime_sql.apply_changes(cursor, changes, at, cause)
         finally:
             cursor.close()
         return len(changes)
@@ -224,15 +228,11 @@ class SegmentStore:
             ]
 
     def refresh_statistics(self) -> None:
-        """On PostgreSQL, ``ANALYZE`` the membership tables. A batch pass grows them from few
-        rows to millions faster than autovacuum analyzes them, and with stale statistics the
-        planner reads a chunk's memberships by a sequential scan of the whole table instead of
-        its user index (seen at 1M customers: 0.5 s per 1,000-customer chunk). SQLite's
-        planner uses the index without statistics: nothing to do."""
-        if self.engine.dialect.name != "postgresql":
-            return
-        with self.engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE segment_members, segment_events")
+        """``ANALYZE`` the membership tables (PostgreSQL). A batch pass grows them from few rows
+        to millions faster than autovacuum analyzes them, and with stale statistics the planner
+        read a chunk's memberships by a sequential scan instead of its user index (seen at 1M
+        customers: 0.5 s per 1,000-customer chunk)."""
+        analyze(self.engine, "segment_members", "segment_events")
 
     def size(self, segment_id: str) -> int:
         """Number of members of a segment."""
