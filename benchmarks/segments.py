@@ -114,6 +114,7 @@ def main() -> None:
         with_segments = EventIngestor(store)
         spent: list[float] = []
         cpu: list[float] = []
+        kinds: list[str] = []
         profiler = cProfile.Profile() if args.profile else None
 
         def timed(rows):
@@ -125,6 +126,7 @@ def main() -> None:
                 profiler.disable()
             cpu.append((time.process_time() - start_cpu) * 1000)
             spent.append((time.perf_counter() - start) * 1000)
+            kinds.append(rows[0]["event_type"])
 
         with_segments.subscribe("segments", timed)
         warm = _events(rng, args.users, args.items, 200, now)
@@ -132,11 +134,14 @@ def main() -> None:
         _run(with_segments, warm[100:], now)
         spent.clear()
         cpu.clear()
+        kinds.clear()
         if profiler is not None:
             profiler = cProfile.Profile()
         base = _run(plain, _events(rng, args.users, args.items, args.n, now), now)
         full = _run(with_segments, _events(rng, args.users, args.items, args.n, now), now)
-        added = np.array(spent)
+        added, kind = np.array(spent), np.array(kinds)
+        by_type = {t: {"events": int((kind == t).sum()), **_pcts(added[kind == t])}
+                   for t in sorted(set(kinds))}  # fmt: skip
         print(
             json.dumps(
                 {
@@ -149,6 +154,7 @@ def main() -> None:
                     "ingest_ms_with_segments": _pcts(full),
                     "added_ms_per_event": _pcts(added),
                     "added_cpu_ms_per_event": _pcts(np.array(cpu)),
+                    "added_ms_by_event_type": by_type,
                     "load_average": list(os.getloadavg()),
                     "bar_p99_ms": 1.0,
                     "meets_bar": bool(np.percentile(added, 99) <= 1.0),

@@ -28,8 +28,10 @@ from recsys.store import Store, read_session, write_session
 from recsys.store.db import SQLITE_SYNCHRONOUS
 from recsys.store.profile_aggregates import CustomerAggregate
 from recsys.store.segments import (
+    CONTEXT_COLUMNS,
     DEFINITIONS,
     DEFINITIONS_VERSION,
+    MEMBER_SEPARATOR,
     realtime_transaction,
 )
 from recsys.store.tables import UserProfile
@@ -67,6 +69,7 @@ class _Definitions:
 
 
 _NONE = _Definitions(None, {}, frozenset())
+_NEVER = object()
 
 
 class SegmentEngine:
@@ -82,6 +85,7 @@ class SegmentEngine:
     def __init__(self, store: Store, clock: Callable[[], datetime] = _now) -> None:
         self.store, self.clock = store, clock
         self._defs = _NONE
+        self._cut: tuple[Any, dict | None] = (_NEVER, None)  # (edges changed at, RFM edges)
         self._recovered = False
 
     # -- definitions ----------------------------------------------------------------------
@@ -107,8 +111,9 @@ class SegmentEngine:
         return self._defs
 
     def invalidate(self) -> None:
-        """Forget the analysed definitions (after a change in this process)."""
+        """Forget the analysed definitions and RFM edges (after a change in this process)."""
         self._defs = _NONE
+        self._cut = (_NEVER, None)
 
     # -- evaluation -----------------------------------------------------------------------
     def on_events(self, rows: list[dict]) -> None:
@@ -131,24 +136,23 @@ class SegmentEngine:
         now, sql = self.clock(), self.store.segments.realtime_sql
         written = 0
         with realtime_transaction(self.store.engine, SQLITE_SYNCHRONOUS) as cursor:
-            version = tuple(sql.version.rows(cursor, {})[0])
-            defs = self._defs
-            if version != defs.version:
-                defs = self._load(sql.definitions.rows(cursor, {}), version)
             for user_id in sorted(types):
-                kinds = frozenset(types[user_id])
-                written += self._evaluate_one(cursor, sql, defs, user_id, kinds, now)
+                written += self._evaluate_one(cursor, sql, user_id, frozenset(types[user_id]), now)
         return written
 
-    def _evaluate_one(self, cursor, sql, defs, user_id, kinds, now) -> int:
-        found = sql.statement("customer", lambda: CUSTOMER).rows(cursor, {"uid": user_id})
+    def _evaluate_one(self, cursor, sql, user_id, kinds, now) -> int:
+        stmt = sql.statement("customer", lambda: sql.with_context(CUSTOMER))
+        found = stmt.rows(cursor, {"uid": user_id, "state": rfm.STATE_NAME})
         if not found:
             return 0
-        doc = customer_doc(found[0])
+        row = found[0]
+        count, changed_at, edges_at, members = row[-CONTEXT_COLUMNS:]
+        defs = self._defs
+        if (count, changed_at) != defs.version:
+            defs = self._load(sql.definitions.rows(cursor, {}), (count, changed_at))
+        doc = customer_doc(row[:-CONTEXT_COLUMNS])
         selected, event_types, lookbacks = defs.plan(kinds)
-        current: set[str] = set()
-        if selected:
-            current = {r[0] for r in sql.memberships.rows(cursor, {"uid": user_id})}
+        current = set(members.split(MEMBER_SEPARATOR)) if members else set()
         customer = Customer(user_id, doc, static=frozenset(current & defs.static))
         if event_types:
             since = _widest(lookbacks, now)
@@ -162,8 +166,7 @@ class SegmentEngine:
                 EventView(kind, ts, item, category, props)
                 for kind, ts, item, props, category in stmt.rows(cursor, params)
             ]
-        if "purchase" in kinds:
-            self._rescore_one(cursor, sql, doc, user_id, now)
+        rescored = "purchase" in kinds and self._rescore(cursor, sql, doc, user_id, edges_at, now)
         changes = []
         if selected:
             matcher = Matcher(customer, now, defs.compiled)
@@ -173,22 +176,32 @@ class SegmentEngine:
                     changes.append((c.segment_id, user_id, "entry" if inside else "exit", None))
         if changes:
             sql.apply_changes(cursor, changes, now, "event")
-        if doc.get("seq") is not None:
+        if doc.get("seq") is not None and not rescored:
             sql.clear_pending.run(cursor, {"uid": user_id, "at_seq": doc["seq"]})
         return len(changes)
 
-    def _rescore_one(self, cursor, sql, doc, user_id, now) -> None:
-        """:meth:`_rescore_rfm` for one customer on the per-event cursor."""
-        state = sql.state.rows(cursor, {"name": rfm.STATE_NAME})
-        cut = dict(state[0][0]) if state and state[0][0] else None
+    def _edges(self, cursor, sql, changed_at) -> dict | None:
+        """The recorded RFM quintile edges, read again only when they changed (``changed_at``)."""
+        if changed_at != self._cut[0]:
+            state = sql.state.rows(cursor, {"name": rfm.STATE_NAME})
+            self._cut = (changed_at, dict(state[0][0]) if state and state[0][0] else None)
+        return self._cut[1]
+
+    def _rescore(self, cursor, sql, doc, user_id, edges_at, now) -> bool:
+        """:meth:`_rescore_rfm` for one customer on the per-event cursor; whether the scores
+        changed (written together with the customer's watermark)."""
+        cut = self._edges(cursor, sql, edges_at)
         if not cut:
-            return
+            return False
         r, f, m = rfm.score_customer(
             doc.get("last_purchase_at"), doc["purchase_count"], doc["revenue"], cut, now
         )
-        if (r, f, m) != (doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m")):
-            sql.rescore.run(cursor, {"uid": user_id, "r": r, "f": f, "m": m})
+        changed = (r, f, m) != (doc.get("rfm_r"), doc.get("rfm_f"), doc.get("rfm_m"))
         doc.update(rfm_r=r, rfm_f=f, rfm_m=m, rfm_group=rfm.group_of(r, f, m))
+        if changed:
+            values = {"uid": user_id, "r": r, "f": f, "m": m, "at_seq": doc.get("seq")}
+            sql.rescore_and_clear.run(cursor, values)
+        return changed
 
     def evaluate(
         self,

@@ -17,12 +17,16 @@ from sqlalchemy import (
     Boolean,
     Engine,
     Index,
+    Select,
     String,
     Text,
     bindparam,
+    case,
     delete,
+    false,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -324,10 +328,11 @@ class SegmentStore:
 
 
 # Built once (the per-event path runs them for every event).
-DEFINITIONS_VERSION = select(
-    select(func.count()).select_from(SegmentRow).scalar_subquery(),
-    select(func.max(SegmentRow.updated_at)).scalar_subquery(),
+_VERSION_PARTS = (
+    select(func.count()).select_from(SegmentRow),
+    select(func.max(SegmentRow.updated_at)),
 )
+DEFINITIONS_VERSION = select(*(part.scalar_subquery() for part in _VERSION_PARTS))
 """Changes whenever a definition is created, changed or deleted (by any process). Two scalar
 subqueries, so that each is answered from ``ix_segments_updated_at`` alone (the max by one
 search instead of a scan)."""
@@ -352,6 +357,13 @@ _RESCORE = (
     .where(_AGGREGATES.c.user_id == bindparam("uid"))
     .values(rfm_r=bindparam("r"), rfm_f=bindparam("f"), rfm_m=bindparam("m"))
 )
+# A purchase's new RFM scores and the watermark of its evaluation in one statement.
+_RESCORE_AND_CLEAR = _RESCORE.values(
+    pending=case((_AGGREGATES.c.seq == bindparam("at_seq"), false()), else_=_AGGREGATES.c.pending)
+)
+_STATE_AT = select(SegmentState.updated_at).where(SegmentState.name == bindparam("state"))
+CONTEXT_COLUMNS = 4  # appended by RealtimeSql.with_context
+MEMBER_SEPARATOR = "\x1f"  # no segment id holds it (ASCII unit separator)
 
 
 class RawStatement:
@@ -438,12 +450,11 @@ class RealtimeSql:
 
     def __init__(self, engine: Engine) -> None:
         self.dialect = dialect = engine.dialect
-        self.version = RawStatement(DEFINITIONS_VERSION, dialect)
         self.definitions = RawStatement(DEFINITIONS, dialect)
         self.memberships = RawStatement(_MEMBERSHIPS_OF, dialect)
         self.state = RawStatement(_STATE, dialect)
         self.clear_pending = RawStatement(_CLEAR_PENDING, dialect)
-        self.rescore = RawStatement(_RESCORE, dialect)
+        self.rescore_and_clear = RawStatement(_RESCORE_AND_CLEAR, dialect)
         self.delete_member = RawStatement(_DELETE_MEMBER, dialect)
         if dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as upsert
@@ -462,6 +473,20 @@ class RealtimeSql:
         if found is None:
             found = self._compiled[key] = RawStatement(build(), self.dialect)
         return found
+
+    def with_context(self, customer: Select) -> Select:
+        """``customer`` (one customer's row; binds ``uid``) with :data:`CONTEXT_COLUMNS` more
+        columns: the definitions' version (two), when the state named by the bind ``state``
+        last changed, and the customer's segment ids joined by :data:`MEMBER_SEPARATOR` (or
+        ``None``). The per-event path reads all it needs before evaluating in one statement."""
+        join = func.string_agg if self.dialect.name == "postgresql" else func.group_concat
+        members = select(join(SegmentMember.segment_id, literal(MEMBER_SEPARATOR)))
+        members = members.where(SegmentMember.user_id == bindparam("uid"))
+        return customer.add_columns(
+            *(c.scalar_subquery() for c in _VERSION_PARTS),
+            _STATE_AT.scalar_subquery(),
+            members.scalar_subquery(),
+        )
 
     def apply_changes(
         self, cursor: Any, changes: list[tuple[str, str, str, float | None]], at, cause: str

@@ -130,3 +130,35 @@ def test_the_per_event_statements_read_what_the_batch_loader_reads(store):
                 key=lambda r: (r[1], r[0], r[2]),
             )  # fmt: skip
             assert rows == want and rows
+
+
+def test_a_purchase_is_scored_against_the_rfm_edges_recorded_last(store):
+    """The per-event path keeps the RFM edges between events and reads them again when the batch
+    job (here: another process, through the store) records new ones."""
+    service, clock = _setup(store)
+    ingestor = EventIngestor(store)
+    ingestor.subscribe("segments", service.engine.on_events)
+    buy = {"user_id": "u1", "item_id": "s1", "event_type": "purchase", "value": 30.0}
+    high = {
+        "r": [-3.0, -2.0, -1.0, -0.5],
+        "f": [5.0, 6.0, 7.0, 8.0],
+        "m": [500.0, 600.0, 700.0, 800.0],
+    }
+    low = {"r": [-90.0, -60.0, -30.0, -10.0], "f": [0.5, 0.6, 0.7, 0.8], "m": [1.0, 2.0, 3.0, 4.0]}
+
+    def buy_now(minutes: int) -> tuple:
+        clock.now = T0 + timedelta(minutes=minutes)
+        ingestor.ingest([{**buy, "timestamp": clock.now.isoformat()}], now=clock.now)
+        doc = customer_doc(_customer_row(store, "u1"))
+        return doc["rfm_r"], doc["rfm_f"], doc["rfm_m"]
+
+    store.segments.put_state("rfm_edges", high)
+    assert buy_now(0) == (5, 1, 1)
+    store.segments.put_state("rfm_edges", low)
+    assert buy_now(1) == (5, 5, 5)
+    assert store.segments.pending_users() == []
+
+
+def _customer_row(store, user_id: str) -> tuple:
+    with realtime_transaction(store.engine, SQLITE_SYNCHRONOUS) as cursor:
+        return RawStatement(CUSTOMER, store.engine.dialect).rows(cursor, {"uid": user_id})[0]
