@@ -48,6 +48,7 @@ K_RANGE = range(2, 17)
 RESTARTS = 8  # k-means seeds per k (the lowest inertia wins)
 SESSION_GAP_S = 1800.0  # the usual web-analytics session: a new one after 30 min without events
 SESSION_WEIGHT = 0.25  # of the sessions' part in taste_vectors (chosen on validation shops)
+HISTORY_BLOCK = 1_000_000  # history entries per block of taste_vectors (bounds its memory)
 MIN_FIT_USERS = 200  # fewer customers with a long enough history: fit on everyone
 NO_GROUP = "no purchase"  # the RFM mix share of members without an RFM group
 
@@ -98,29 +99,45 @@ def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
         or "category" not in bundle.items
     ):
         return user_ids, users
-    items = _unit(np.asarray(arrays["item_vectors"], dtype=np.float64))
-    history = np.asarray(arrays["history_items"], dtype=np.int64)
-    stamps = np.asarray(arrays["history_timestamps"], dtype=np.float64)
-    owner = np.repeat(np.arange(bundle.n_users), np.diff(indptr))
+    items = _unit(np.asarray(arrays["item_vectors"], dtype=np.float32))
     category = np.unique(bundle.items["category"].astype(str).to_numpy(), return_inverse=True)[1]
-    means = np.zeros((category.max() + 1, items.shape[1]))
+    means = np.zeros((category.max() + 1, items.shape[1]), dtype=np.float32)
     np.add.at(means, category, items)
     means /= np.bincount(category)[:, None]
-    within = np.zeros((bundle.n_users, items.shape[1]))
-    np.add.at(within, owner, items[history] - means[category[history]])
-    # Sessions: histories are grouped by customer; a gap or a new customer starts a session.
-    order = np.lexsort((stamps, owner))
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = (np.diff(owner[order]) != 0) | (np.diff(stamps[order]) > SESSION_GAP_S)
-    session = np.empty(len(order), dtype=np.int64)
-    session[order] = np.cumsum(starts) - 1
-    trips = np.zeros((int(starts.sum()), items.shape[1]))
-    np.add.at(trips, session, items[history])
-    per_user = np.zeros((bundle.n_users, items.shape[1]))
-    np.add.at(per_user, owner[order][starts], _unit(trips))
+    history = np.asarray(arrays["history_items"], dtype=np.int64)
+    stamps = np.asarray(arrays["history_timestamps"], dtype=np.float64)
+    within = np.zeros((bundle.n_users, items.shape[1]), dtype=np.float32)
+    trips = np.zeros_like(within)
+    for first, last in _blocks(indptr, HISTORY_BLOCK):
+        part = slice(indptr[first], indptr[last])
+        owner = np.repeat(np.arange(first, last), np.diff(indptr[first : last + 1]))
+        if not len(owner):
+            continue
+        order = np.lexsort((stamps[part], owner))  # each customer's history in time order
+        owner, item, stamp = owner[order], history[part][order], stamps[part][order]
+        new_user = np.ones(len(owner), dtype=bool)
+        new_user[1:] = owner[1:] != owner[:-1]
+        starts = np.flatnonzero(new_user)
+        within[owner[starts]] = np.add.reduceat(items[item] - means[category[item]], starts)
+        # A new customer or SESSION_GAP_S without an event starts a session.
+        new_trip = new_user.copy()
+        new_trip[1:] |= np.diff(stamp) > SESSION_GAP_S
+        trip = _unit(np.add.reduceat(items[item], np.flatnonzero(new_trip)))
+        firsts = (np.cumsum(new_trip) - 1)[starts]  # each customer's first session
+        trips[owner[starts]] = np.add.reduceat(trip, firsts)
     rows = _rows(bundle, user_ids)
-    mixed = users + _unit(within)[rows] + SESSION_WEIGHT * _unit(per_user)[rows]
+    mixed = users + _unit(within[rows]) + SESSION_WEIGHT * _unit(trips[rows])
     return user_ids, _unit(mixed).astype(np.float32)
+
+
+def _blocks(indptr: np.ndarray, rows: int):
+    """``(first, last)`` user ranges of about ``rows`` history entries each (memory bound)."""
+    n_users, first = len(indptr) - 1, 0
+    while first < n_users:
+        last = int(np.searchsorted(indptr, indptr[first] + rows, side="right")) - 1
+        last = min(max(last, first + 1), n_users)
+        yield first, last
+        first = last
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
