@@ -337,7 +337,6 @@ DEFINITIONS_VERSION = select(*(part.scalar_subquery() for part in _VERSION_PARTS
 subqueries, so that each is answered from ``ix_segments_updated_at`` alone (the max by one
 search instead of a scan)."""
 DEFINITIONS = select(SegmentRow.id, SegmentRow.kind, SegmentRow.definition, SegmentRow.active)
-_MEMBERSHIPS_OF = select(SegmentMember.segment_id).where(SegmentMember.user_id == bindparam("uid"))
 _STATE = select(SegmentState.value).where(SegmentState.name == bindparam("name"))
 _MEMBERSHIPS = select(SegmentMember.user_id, SegmentMember.segment_id).where(
     SegmentMember.user_id.in_(bindparam("ids", expanding=True))
@@ -451,7 +450,6 @@ class RealtimeSql:
     def __init__(self, engine: Engine) -> None:
         self.dialect = dialect = engine.dialect
         self.definitions = RawStatement(DEFINITIONS, dialect)
-        self.memberships = RawStatement(_MEMBERSHIPS_OF, dialect)
         self.state = RawStatement(_STATE, dialect)
         self.clear_pending = RawStatement(_CLEAR_PENDING, dialect)
         self.rescore_and_clear = RawStatement(_RESCORE_AND_CLEAR, dialect)
