@@ -99,35 +99,37 @@ def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
         or "category" not in bundle.items
     ):
         return user_ids, users
-    items = _unit(np.asarray(arrays["item_vectors"], dtype=np.float32))
+    items = torch.from_numpy(_unit(np.asarray(arrays["item_vectors"], dtype=np.float32)))
     category = np.unique(bundle.items["category"].astype(str).to_numpy(), return_inverse=True)[1]
-    means = np.zeros((category.max() + 1, items.shape[1]), dtype=np.float32)
-    np.add.at(means, category, items)
-    means /= np.bincount(category)[:, None]
+    category = torch.from_numpy(category.astype(np.int64))
+    means = torch.zeros(int(category.max()) + 1, items.shape[1]).index_add_(0, category, items)
+    means /= torch.bincount(category)[:, None]
+    residual = items - means[category]  # each item against its category's mean
     history = np.asarray(arrays["history_items"], dtype=np.int64)
     stamps = np.asarray(arrays["history_timestamps"], dtype=np.float64)
-    within = np.zeros((bundle.n_users, items.shape[1]), dtype=np.float32)
-    trips = np.zeros_like(within)
+    within = torch.zeros(bundle.n_users, items.shape[1])
+    trips = torch.zeros_like(within)
     for first, last in _blocks(indptr, HISTORY_BLOCK):
         part = slice(indptr[first], indptr[last])
         owner = np.repeat(np.arange(first, last), np.diff(indptr[first : last + 1]))
-        if not len(owner):
-            continue
         order = np.lexsort((stamps[part], owner))  # each customer's history in time order
-        owner, item, stamp = owner[order], history[part][order], stamps[part][order]
-        new_user = np.ones(len(owner), dtype=bool)
-        new_user[1:] = owner[1:] != owner[:-1]
-        starts = np.flatnonzero(new_user)
-        within[owner[starts]] = np.add.reduceat(items[item] - means[category[item]], starts)
+        owner, stamp = owner[order], stamps[part][order]
+        item = torch.from_numpy(history[part][order])
+        within.index_add_(0, torch.from_numpy(owner), residual.index_select(0, item))
         # A new customer or SESSION_GAP_S without an event starts a session.
-        new_trip = new_user.copy()
-        new_trip[1:] |= np.diff(stamp) > SESSION_GAP_S
-        trip = _unit(np.add.reduceat(items[item], np.flatnonzero(new_trip)))
-        firsts = (np.cumsum(new_trip) - 1)[starts]  # each customer's first session
-        trips[owner[starts]] = np.add.reduceat(trip, firsts)
-    rows = _rows(bundle, user_ids)
-    mixed = users + _unit(within[rows]) + SESSION_WEIGHT * _unit(trips[rows])
-    return user_ids, _unit(mixed).astype(np.float32)
+        new_trip = np.ones(len(owner), dtype=bool)
+        new_trip[1:] = (owner[1:] != owner[:-1]) | (np.diff(stamp) > SESSION_GAP_S)
+        trip = np.cumsum(new_trip) - 1
+        sums = torch.zeros(int(trip[-1]) + 1 if len(trip) else 0, items.shape[1])
+        sums.index_add_(0, torch.from_numpy(trip), items.index_select(0, item))
+        trips.index_add_(0, torch.from_numpy(owner[new_trip]), _unit_t(sums))
+    rows = torch.from_numpy(_rows(bundle, user_ids))
+    mixed = torch.from_numpy(users) + _unit_t(within[rows]) + SESSION_WEIGHT * _unit_t(trips[rows])
+    return user_ids, _unit_t(mixed).numpy()
+
+
+def _unit_t(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def _blocks(indptr: np.ndarray, rows: int):
