@@ -234,11 +234,13 @@ class SegmentEngine:
     def _evaluate(self, session, user_ids, types, now, cause, only) -> int:
         compiled = self.compiled(session)
         chosen = [c for c in compiled.values() if only is None or c.segment_id in only]
-        selected = {
-            u: [c for c in chosen if c.triggered_by(None if types is None else types.get(u))]
-            for u in user_ids
-        }
-        reading = [c for cs in selected.values() for c in cs if c.needs_events]
+        if types is None:  # a pass over everyone (refresh, sweep, recovery): one list for all
+            selected = dict.fromkeys(user_ids, chosen)
+            candidates = chosen
+        else:
+            selected = {u: [c for c in chosen if c.triggered_by(types.get(u))] for u in user_ids}
+            candidates = {c.segment_id: c for cs in selected.values() for c in cs}.values()
+        reading = [c for c in candidates if c.needs_events]
         event_types = frozenset().union(*(c.event_types for c in reading))
         lookback = _widest((c.lookback for c in reading), now)
         members = self.store.segments.memberships(session, user_ids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -426,22 +427,43 @@ class RawStatement:
         cursor.execute(self.sql, self.params(values))
 
     def many(
-        self, cursor: Any, values: list[dict[str, Any]], same: dict[str, Any] | None = None
+        self,
+        cursor: Any,
+        keys: tuple[str, ...],
+        rows: list[tuple],
+        same: dict[str, Any] | None = None,
     ) -> None:
-        """Run a statement for each of ``values`` (one ``executemany``); ``same``: values
-        shared by every row (converted once)."""
-        if not same:
-            cursor.executemany(self.sql, [self.params(v) for v in values])
+        """Run a statement for each of ``rows`` (one ``executemany``): tuples of the values of
+        ``keys`` (bind names); ``same``: values shared by every row (converted once). Rows go
+        to the driver without a dictionary each (a refresh writes millions)."""
+        binds = self.binds
+        same = {**self.defaults, **(same or {})}
+        fixed = tuple(binds[k](v) if k in binds else v for k, v in same.items())
+        # Converted only where a row holds a value (a rule segment's scores are all None).
+        convert = [
+            (i, binds[k])
+            for i, k in enumerate(keys)
+            if k in binds and any(row[i] is not None for row in rows)
+        ]
+        if convert:
+            rows = [_converted(row, convert) for row in rows]
+        order = (*keys, *same)
+        if self.names is None:  # named parameters
+            named = [dict(zip(order, row + fixed, strict=True)) for row in rows]
+            cursor.executemany(self.sql, named)
             return
-        binds, names = self.binds, self.names
-        same = {**self.defaults, **same}
-        same = {k: binds[k](v) if k in binds else v for k, v in same.items()}
-        rows = []
-        for v in values:
-            row = {k: binds[k](x) if k in binds else x for k, x in v.items()}
-            row.update(same)
-            rows.append(row if names is None else tuple(row[n] for n in names))
-        cursor.executemany(self.sql, rows)
+        pick = itemgetter(*(order.index(n) for n in self.names))
+        if len(self.names) == 1:
+            cursor.executemany(self.sql, [(pick(row + fixed),) for row in rows])
+            return
+        cursor.executemany(self.sql, [pick(row + fixed) for row in rows])
+
+
+def _converted(row: tuple, convert: list[tuple[int, Any]]) -> tuple:
+    values = list(row)
+    for i, process in convert:
+        values[i] = process(values[i])
+    return tuple(values)
 
 
 class RealtimeSql:
@@ -490,16 +512,16 @@ class RealtimeSql:
         self, cursor: Any, changes: list[tuple[str, str, str, float | None]], at, cause: str
     ) -> None:
         """:meth:`SegmentStore.apply_changes` on a cursor (memberships and their outbox rows)."""
-        entries = [
-            {"segment_id": s, "user_id": u, "score": x} for s, u, k, x in changes if k == "entry"
-        ]
+        entries = [(s, u, x) for s, u, k, x in changes if k == "entry"]
         if entries:
-            self.insert_member.many(cursor, entries, {"entered_at": at})
-        exits = [{"sid": s, "uid": u} for s, u, k, _ in changes if k == "exit"]
+            keys = ("segment_id", "user_id", "score")
+            self.insert_member.many(cursor, keys, entries, {"entered_at": at})
+        exits = [(s, u) for s, u, k, _ in changes if k == "exit"]
         if exits:
-            self.delete_member.many(cursor, exits)
-        events = [{"segment_id": s, "user_id": u, "kind": k} for s, u, k, _ in changes]
-        self.insert_event.many(cursor, events, {"at": at, "cause": cause})
+            self.delete_member.many(cursor, ("sid", "uid"), exits)
+        events = [(s, u, k) for s, u, k, _ in changes]
+        keys = ("segment_id", "user_id", "kind")
+        self.insert_event.many(cursor, keys, events, {"at": at, "cause": cause})
 
 
 @contextmanager
