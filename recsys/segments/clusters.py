@@ -67,12 +67,18 @@ class Clustering:
 def user_embeddings(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
     """``(user ids, unit user vectors)`` of the users with a trained vector (erased or
     forgotten users have a zero vector and are left out)."""
+    rows, vectors = _trained(bundle)
+    return np.asarray(bundle.user_ids)[rows].astype(str), vectors
+
+
+def _trained(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
+    """``(bundle rows of the users with a trained vector, their unit vectors)``."""
     if "user_vectors" not in bundle.arrays:
         raise InvalidInputError(f"model bundle of kind {bundle.kind!r} has no user_vectors")
     vectors = np.asarray(bundle.arrays["user_vectors"], dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1)
-    keep = norms > 1e-8
-    return np.asarray(bundle.user_ids)[keep].astype(str), vectors[keep] / norms[keep, None]
+    keep = np.flatnonzero(norms > 1e-8)
+    return keep, vectors[keep] / norms[keep, None]
 
 
 def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +96,8 @@ def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
     ``R`` and ``S`` are unit vectors too (zero without a history). Without stored histories, item
     vectors or categories in the bundle this is :func:`user_embeddings`.
     """
-    user_ids, users = user_embeddings(bundle)
+    rows, users = _trained(bundle)
+    user_ids = np.asarray(bundle.user_ids)[rows].astype(str)
     arrays = bundle.arrays
     indptr = np.asarray(arrays.get("history_indptr", np.zeros(1)), dtype=np.int64)
     if (
@@ -99,7 +106,7 @@ def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
         or "category" not in bundle.items
     ):
         return user_ids, users
-    items = torch.from_numpy(_unit(np.asarray(arrays["item_vectors"], dtype=np.float32)))
+    items = _unit(torch.from_numpy(np.asarray(arrays["item_vectors"], dtype=np.float32)))
     category = np.unique(bundle.items["category"].astype(str).to_numpy(), return_inverse=True)[1]
     category = torch.from_numpy(category.astype(np.int64))
     means = torch.zeros(int(category.max()) + 1, items.shape[1]).index_add_(0, category, items)
@@ -122,13 +129,13 @@ def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
         trip = np.cumsum(new_trip) - 1
         sums = torch.zeros(int(trip[-1]) + 1 if len(trip) else 0, items.shape[1])
         sums.index_add_(0, torch.from_numpy(trip), items.index_select(0, item))
-        trips.index_add_(0, torch.from_numpy(owner[new_trip]), _unit_t(sums))
-    rows = torch.from_numpy(_rows(bundle, user_ids))
-    mixed = torch.from_numpy(users) + _unit_t(within[rows]) + SESSION_WEIGHT * _unit_t(trips[rows])
-    return user_ids, _unit_t(mixed).numpy()
+        trips.index_add_(0, torch.from_numpy(owner[new_trip]), _unit(sums))
+    rows = torch.from_numpy(rows)
+    mixed = torch.from_numpy(users) + _unit(within[rows]) + SESSION_WEIGHT * _unit(trips[rows])
+    return user_ids, _unit(mixed).numpy()
 
 
-def _unit_t(x: torch.Tensor) -> torch.Tensor:
+def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
@@ -140,11 +147,6 @@ def _blocks(indptr: np.ndarray, rows: int):
         last = min(max(last, first + 1), n_users)
         yield first, last
         first = last
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 1e-12, norms, 1.0)
 
 
 def _rows(bundle: ServingBundle, user_ids: np.ndarray) -> np.ndarray:
