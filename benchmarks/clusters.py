@@ -1,18 +1,20 @@
 """Do the embedding clusters recover the synthetic shop's planted taste segments? (bar: ARI >= 0.8)
 
-Generates a shop (or reads ``--shop``), fits the default model as the training job does (or
-loads ``--bundle``), clusters the customers exactly as ``recsys segments refresh`` does
+Generates a shop (or reads ``--shop``), fits the default model as the training job does (or loads
+``--bundle``), clusters the customers exactly as ``recsys segments refresh`` does
 (:func:`recsys.segments.clusters.taste_vectors`: unit user vectors plus the history's
-within-category item choices and sessions in the same space; centroids fitted on the customers
-with at least the median history length, best of several k-means seeds, k chosen by silhouette
-without looking at the truth; everyone assigned to the nearest centroid) and prints, as JSON,
-the adjusted Rand index against ``truth/user_segments.parquet``: overall and by how many events
-a customer has (the embeddings of customers with few events carry little taste). For scale it
-also prints ``ari_truth_centroids``: each customer put at the nearest mean unit vector of its
-*planted* segment — what a clustering of these vectors would score if its centroids were the
-true ones (a ceiling set by the vectors, not something the product can do);
-``benchmarks/clusters_oracle.py`` gives the ceiling of the data itself. The weights of
-``taste_vectors`` were chosen on shops of seeds 11 and 13, not on the reported seed 7.
+within-category item choices and sessions in the same space; centroids fitted on the customers with
+at least the median history length, best of several k-means seeds, k chosen by silhouette without
+looking at the truth; everyone assigned to the nearest centroid; then refined by the mixture model
+of :mod:`recsys.segments.mixture` over every customer's sessions and items) and prints, as JSON,
+the adjusted Rand index against ``truth/user_segments.parquet``: overall and by how many events a
+customer has (the embeddings of customers with few events carry little taste). For scale it also
+prints ``ari_truth_centroids``: each customer put at the nearest mean unit vector of its *planted*
+segment — what a clustering of these vectors would score if its centroids were the true ones (a
+ceiling set by the vectors, not something the product can do); ``benchmarks/clusters_oracle.py``
+gives the ceiling of the data itself. The weights of ``taste_vectors`` and the mixture's priors
+were chosen on shops of seeds 11 and 13, not on the reported seed 7. ``--no-refine`` stops at
+k-means (the figure before the mixture).
 
     .venv/bin/python benchmarks/clusters.py --users 3000 --items 800 --seed 7
     .venv/bin/python benchmarks/clusters.py --shop data/sample --bundle <bundle dir>
@@ -63,6 +65,9 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="a trained bundle of that shop")
     parser.add_argument("--k", type=int, default=None, help="default: chosen by silhouette")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--no-refine", action="store_true", help="k-means only, without the mixture model"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         shop = args.shop
@@ -86,7 +91,9 @@ def main() -> None:
             bundle = bundle_of(model, items)
         trained = time.perf_counter() - started
         started = time.perf_counter()
-        result = cluster_users(bundle, k=args.k, device=args.device, seed=0)
+        result = cluster_users(
+            bundle, k=args.k, device=args.device, seed=0, refine=not args.no_refine
+        )
         clustered = time.perf_counter() - started
         truth = pd.read_parquet(shop / "truth" / "user_segments.parquet").set_index("user_id")
         planted = truth.loc[result.user_ids, "segment"].to_numpy()
@@ -112,6 +119,7 @@ def main() -> None:
                     "users_clustered": int(len(result.labels)),
                     "k": len(result.ids),
                     "k_by": "given" if args.k else "silhouette",
+                    "refined": not args.no_refine,
                     "silhouettes": {k: round(v, 4) for k, v in result.silhouettes.items()},
                     "ari": round(adjusted_rand(planted, result.labels), 4),
                     "ari_by_activity": by_activity,
