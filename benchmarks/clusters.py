@@ -91,9 +91,11 @@ def main() -> None:
             bundle = bundle_of(model, items)
         trained = time.perf_counter() - started
         started = time.perf_counter()
+        customers = pd.read_parquet(shop / "users.parquet")  # as refresh reads the store's
         result = cluster_users(
-            bundle, k=args.k, device=args.device, seed=0, refine=not args.no_refine
-        )
+            bundle, k=args.k, device=args.device, seed=0, refine=not args.no_refine,
+            users=customers,
+        )  # fmt: skip
         clustered = time.perf_counter() - started
         truth = pd.read_parquet(shop / "truth" / "user_segments.parquet").set_index("user_id")
         planted = truth.loc[result.user_ids, "segment"].to_numpy()

@@ -77,11 +77,16 @@ def encode_column(values, kind: str, vocabulary: dict | None = None):
 
 
 def _attributes(frame: pd.DataFrame) -> pd.DataFrame:
-    """The JSON ``attributes`` column expanded into scalar columns (lists and dicts dropped)."""
+    """The ``attributes`` column (JSON text or dicts) expanded into scalar columns (lists and
+    dicts dropped)."""
     if "attributes" not in frame:
         return pd.DataFrame(index=frame.index)
     parsed = [
-        json.loads(text) if isinstance(text, str) and text.strip().startswith("{") else {}
+        text
+        if isinstance(text, dict)  # as the store gives them
+        else json.loads(text)
+        if isinstance(text, str) and text.strip().startswith("{")
+        else {}
         for text in frame["attributes"]
     ]
     table = pd.DataFrame(parsed, index=frame.index)

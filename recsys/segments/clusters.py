@@ -37,6 +37,7 @@ from recsys.bundle import ServingBundle, load_bundle
 from recsys.data.frame import pd
 from recsys.device import resolve_device
 from recsys.errors import InvalidInputError, UnavailableError
+from recsys.models.features import user_features
 from recsys.segments import kmeans as km
 from recsys.segments import mixture
 from recsys.segments.rfm import group_of
@@ -104,10 +105,11 @@ def taste_vectors(bundle: ServingBundle) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _taste(
-    bundle: ServingBundle, evidence: bool, device="cpu"
+    bundle: ServingBundle, evidence: bool, device="cpu", customers: pd.DataFrame | None = None
 ) -> tuple[np.ndarray, np.ndarray, mixture.Evidence | None]:
-    """:func:`taste_vectors` and, with ``evidence``, the customers' sessions and items as
-    :class:`~recsys.segments.mixture.Evidence` (``None`` without histories or categories)."""
+    """:func:`taste_vectors` and, with ``evidence``, the customers' sessions, items and
+    attributes (from ``customers``) as :class:`~recsys.segments.mixture.Evidence` (``None`` without
+    histories or categories)."""
     rows, users = _trained(bundle)
     user_ids = np.asarray(bundle.user_ids)[rows].astype(str)
     arrays = bundle.arrays
@@ -168,9 +170,24 @@ def _taste(
             tuple(np.concatenate(p) for p in zip(*visits, strict=True)) if visits else _none(),
             tuple(np.concatenate(p) for p in zip(*picks, strict=True)) if picks else _none(),
             codes,
+            attributes=attribute_codes(customers, user_ids),
             device=device,
         )
     return user_ids, _unit(mixed).numpy(), found
+
+
+def attribute_codes(users: pd.DataFrame | None, user_ids: np.ndarray) -> list[np.ndarray]:
+    """Per categorical customer attribute (``country`` and the scalar ``attributes``) with at
+    most ``MAX_ATTRIBUTE_VALUES`` values, a code for each of ``user_ids`` (0: none)."""
+    if users is None or users.empty:
+        return []
+    found = user_features(users, user_ids)
+    return [
+        found.codes[:, i]
+        for i, vocabulary in enumerate(found.vocabularies)
+        if vocabulary["kind"] == "categorical"
+        and len(vocabulary["values"]) <= mixture.MAX_ATTRIBUTE_VALUES
+    ]
 
 
 def _none() -> tuple[np.ndarray, np.ndarray]:
@@ -262,14 +279,16 @@ def cluster_users(
     device: str = "auto",
     seed: int = 0,
     refine: bool = True,
+    users: pd.DataFrame | None = None,
 ) -> Clustering:
     """k-means on the customers' :func:`taste_vectors` (``k=None``: chosen by silhouette),
     fitted on the customers of :func:`fit_mask` and assigning everyone, then (``refine``, when
     the bundle keeps histories and categories) refined by the mixture model of
-    :mod:`recsys.segments.mixture`; ids matched to ``previous`` (user id -> previous cluster
-    id). The centroids are the mean taste vectors of the final clusters."""
+    :mod:`recsys.segments.mixture`, with the categorical attributes of ``users`` (``user_id``,
+    ``country``, ``attributes``) when given; ids matched to ``previous`` (user id -> previous
+    cluster id). The centroids are the mean taste vectors of the final clusters."""
     run_on = resolve_device(device)
-    user_ids, vectors, evidence = _taste(bundle, evidence=refine, device=run_on)
+    user_ids, vectors, evidence = _taste(bundle, evidence=refine, device=run_on, customers=users)
     if k is not None and not 1 <= k <= len(user_ids):
         raise InvalidInputError(f"k: must be between 1 and {len(user_ids)} (users), got {k}")
     x = torch.from_numpy(vectors).to(run_on)
@@ -368,6 +387,14 @@ def _profiles(store: Store, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.merge(stored, on="user_id", how="left")
 
 
+def customer_attributes(store: Store) -> pd.DataFrame:
+    """``user_id``, ``country`` and ``attributes`` (dicts) of every stored customer."""
+    stmt = select(UserProfile.user_id, UserProfile.country, UserProfile.attributes)
+    with read_session(store.engine) as session:
+        rows = session.execute(stmt).all()
+    return pd.DataFrame(rows, columns=["user_id", "country", "attributes"])
+
+
 def previous_clusters(store: Store) -> dict[str, int]:
     """Each customer's stored cluster."""
     stmt = select(CustomerAggregate.user_id, CustomerAggregate.cluster).where(
@@ -404,7 +431,14 @@ def refresh_clusters(
         ``k``, ``users``, ``customers_updated``, ``silhouettes`` and ``seconds``.
     """
     started = time.perf_counter()
-    result = cluster_users(bundle, k=k, previous=previous_clusters(store), device=device, seed=seed)
+    result = cluster_users(
+        bundle,
+        k=k,
+        previous=previous_clusters(store),
+        device=device,
+        seed=seed,
+        users=customer_attributes(store),
+    )
     descriptions = describe(store, bundle, result)
     state = {
         "computed_at": datetime.now(UTC).isoformat(),

@@ -6,11 +6,14 @@ mixture model over what each customer did places the boundaries by evidence inst
 ``z`` has a share ``pi_z``; a distribution ``theta_z`` over the categories a session visits
 (each category once per session: a long browse of one category is one choice, not twenty); per
 category, a distribution ``w_z`` over its items (which items the cluster picks within it); and a
-von Mises-Fisher vote of the taste vector around the cluster's mean direction ``mu_z``::
+von Mises-Fisher vote of the taste vector around the cluster's mean direction ``mu_z``; and,
+per categorical customer attribute the shop sends (country, age band, tier, ...), a
+distribution ``a_z`` over its values::
 
     log P(customer | z) = sum_sessions,categories log theta_z[c]
                         + sum_items log w_z[item | category]
-                        + CONCENTRATION * x . mu_z + log pi_z
+                        + CONCENTRATION * x . mu_z
+                        + sum_attributes log a_z[value] + log pi_z
 
 EM starts from the k-means labels and stops when fewer than ``tol`` of the customers change
 cluster. Torch only (sparse CSR products), so it runs where the tensors are: on the GPU when
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 CATEGORY_PRIOR = 0.5  # pseudo-sessions per category and cluster (Dirichlet smoothing)
 ITEM_PRIOR = 2.0  # pseudo-picks per item and cluster: ~7 picks per item and cluster at 3k users
 CONCENTRATION = 20.0  # weight of the taste vector's vote (vMF concentration; unit vectors)
+ATTRIBUTE_PRIOR = 1.0  # pseudo-customers per attribute value and cluster
+MAX_ATTRIBUTE_VALUES = 50  # attributes with more values (dates, ids) say little about taste
 ITERATIONS = 30  # converges in 10-20 on the synthetic shops
 TOLERANCE = 1e-4  # share of customers changing cluster below which EM stops
 
@@ -61,6 +66,7 @@ class Evidence:
     items: torch.Tensor  # (customers, items) CSR: items of the stored history
     items_t: torch.Tensor
     item_category: torch.Tensor  # (items,) int64
+    attributes: list[torch.Tensor] = field(default_factory=list)  # (customers,) codes, 0: none
 
     @classmethod
     def from_pairs(
@@ -69,10 +75,12 @@ class Evidence:
         session_pairs: tuple[np.ndarray, np.ndarray],
         item_pairs: tuple[np.ndarray, np.ndarray],
         item_category: np.ndarray,
+        attributes: list[np.ndarray] = (),
         device="cpu",
     ) -> Evidence:
         """From ``(customer, category)`` per session visit and ``(customer, item)`` per history
-        entry (customer = row of the clustering)."""
+        entry (customer = row of the clustering), and per attribute a code for every customer
+        (0 when it has none)."""
         n_items, n_categories = len(item_category), int(item_category.max()) + 1
         (su, sc), (iu, ii) = session_pairs, item_pairs
         return cls(
@@ -81,6 +89,9 @@ class Evidence:
             items=_csr(iu, ii, (n_customers, n_items), device),
             items_t=_csr(ii, iu, (n_items, n_customers), device),
             item_category=torch.from_numpy(item_category.astype(np.int64)).to(device),
+            attributes=[
+                torch.from_numpy(np.asarray(c, dtype=np.int64)).to(device) for c in attributes
+            ],
         )
 
     @property
@@ -101,12 +112,19 @@ def loglik(evidence: Evidence, x: torch.Tensor, resp: torch.Tensor) -> torch.Ten
     weight = weight / totals[evidence.item_category]
     direction = resp.T @ x
     direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (
+    scores = (
         evidence.sessions @ theta.log()
         + evidence.items @ weight.log()
         + CONCENTRATION * (x @ direction.T)
         + share.log()
     )
+    for codes in evidence.attributes:
+        counts = torch.zeros(int(codes.max()) + 1, k, device=x.device).index_add_(0, codes, resp)
+        counts[1:] += ATTRIBUTE_PRIOR
+        log_p = (counts / counts[1:].sum(0, keepdim=True)).log()
+        log_p[0] = 0.0  # a customer without the attribute: no evidence either way
+        scores += log_p[codes]
+    return scores
 
 
 def refine(

@@ -134,8 +134,11 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "campaign tables", _campaigns),
     Migration(5, "items.change_seq (the catalogue change feed)", _catalogue_feed),
     Migration(6, "privacy_scrubs, consent_history, api_key_rates", _privacy),
-    Migration(7, "segment_members WITHOUT ROWID (SQLite); covering indexes of the per-event "
-              "segment path", _segment_path_tables),
+    Migration(
+        7,
+        "segment_members WITHOUT ROWID (SQLite); covering indexes of the per-event segment path",
+        _segment_path_tables,
+    ),
 ]
 """Every schema step in order; versions are 1, 2, 3 ... without gaps."""
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
+from recsys.data.frame import pd
 from recsys.segments import mixture
-from recsys.segments.clusters import cluster_users, taste_vectors
+from recsys.segments.clusters import attribute_codes, cluster_users, taste_vectors
 from tests.recsys.segments.test_clusters import _shopper_bundle, same_partition
 
 # Items 0-3 in category 0, items 4-7 in category 1; group 0 picks items 0, 1, 4, 5 and group 1
@@ -64,3 +67,41 @@ def test_cluster_users_refines_with_the_stored_histories_and_centroids_are_clust
         np.testing.assert_allclose(refined.centroids[row], mean, atol=1e-6)
     plain = cluster_users(bundle, k=2, device="cpu", refine=False)
     assert len(plain.labels) == 40
+
+
+def test_an_attribute_shared_with_a_cluster_decides_for_a_customer_without_a_history():
+    groups = np.repeat([0, 1], 30)
+    # Group 1 mostly from one country, group 0 from another; the last customer has no history
+    # and a taste vector that says nothing, but the country of group 1.
+    country = np.where(groups == 1, 2, 1)
+    country[[3, 33]] = 0  # two customers without a country: no evidence either way
+    evidence = _evidence(groups[:-1], customers=len(groups))
+    evidence.attributes = [torch.from_numpy(country)]
+    x = torch.full((len(groups), 4), 0.5)
+    start = groups.copy()
+    start[-1] = 0
+    labels = mixture.refine(evidence, x, torch.from_numpy(start), k=2)
+    assert labels.tolist() == groups.tolist()
+
+
+def test_attribute_codes_keep_the_categorical_attributes_with_few_values():
+    users = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(120)],
+            "country": ["DE", "FR", None] * 40,
+            "attributes": [
+                {"band": "18-24" if i % 2 else "65+", "signup": f"2024-01-{i:03d}", "age": i}
+                if i % 3
+                else json.dumps({"band": "25-34"})  # JSON text as in a shop's files
+                for i in range(120)
+            ],
+        }
+    )
+    ids = np.array([f"u{i}" for i in range(120)] + ["unknown"])
+    codes = attribute_codes(users, ids)
+    # country and band; the 80 signup dates are too many values, age is a number
+    assert len(codes) == 2
+    country, band = codes
+    assert country[0] != country[1] and country[2] == 0 and country[-1] == 0
+    assert len({band[0], band[1], band[2]}) == 3 and band[-1] == 0 and (band[:-1] > 0).all()
+    assert attribute_codes(None, np.array(["u0"])) == []
