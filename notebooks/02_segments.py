@@ -157,7 +157,8 @@ print(f"{len(rfm)} customers with an RFM score")
 # The batch job clustered the customers' taste vectors (the model's unit user vector plus the
 # history's choices within categories and its sessions, in the same space; k-means in torch, `k`
 # by silhouette unless given), then refined the clusters with a mixture model of each customer's
-# sessions and items. Here the vectors are projected on their first two principal components.
+# sessions, items and categorical attributes. Here the vectors are projected on their first two
+# principal components.
 
 # %%
 state = store.segments.get_state(STATE_NAME)
