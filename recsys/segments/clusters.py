@@ -140,7 +140,8 @@ def _taste(
         owner = np.repeat(np.arange(first, last), np.diff(indptr[first : last + 1]))
         order = np.lexsort((stamps[part], owner))  # each customer's history in time order
         owner, stamp = owner[order], stamps[part][order]
-        item = torch.from_numpy(history[part][order])
+        picked = history[part][order]
+        item = torch.from_numpy(picked)
         within.index_add_(0, torch.from_numpy(owner), residual.index_select(0, item))
         # A new customer or SESSION_GAP_S without an event starts a session.
         new_trip = np.ones(len(owner), dtype=bool)
@@ -152,8 +153,8 @@ def _taste(
         if evidence:
             customer = position[owner]
             kept = customer >= 0
-            picks.append((customer[kept].astype(np.int32), item.numpy()[kept].astype(np.int32)))
-            visit = np.unique((trip * n_categories + codes[item.numpy()])[kept])
+            picks.append((customer[kept].astype(np.int32), picked[kept].astype(np.int32)))
+            visit = np.unique((trip * n_categories + codes[picked])[kept])
             trip_owner = customer[new_trip]
             visits.append(
                 (

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,7 +76,7 @@ class Evidence:
         session_pairs: tuple[np.ndarray, np.ndarray],
         item_pairs: tuple[np.ndarray, np.ndarray],
         item_category: np.ndarray,
-        attributes: list[np.ndarray] = (),
+        attributes: Sequence[np.ndarray] = (),
         device="cpu",
     ) -> Evidence:
         """From ``(customer, category)`` per session visit and ``(customer, item)`` per history
